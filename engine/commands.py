@@ -1,0 +1,155 @@
+"""What each command line form does (SPEC §2.1 offline, §2.2 live)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ..grammar import PolicyError
+from .cli import UsageError, parse_options
+from .config import ConfigError, load_config
+from .pcap_reader import PcapReader, PcapReadError
+from .pcap_writer import PcapWriteError, PcapWriter
+from .policy_select import select_policy
+from .runner import make_pipeline, output_snaplen
+
+PROGRESS_CHUNK = 1 << 16  # packets between progress checks
+
+
+class Failure(Exception):
+    """An expected failure: ``str()`` is the whole line printed to stderr."""
+
+
+def _load(opts: dict):
+    try:
+        config = load_config(str(opts["--config"]))
+    except ConfigError as e:
+        raise Failure(f"Configuration error: {e}") from None
+    try:
+        policy = select_policy(config, opts.get("--rules"))
+    except PolicyError as e:
+        raise Failure(str(e)) from None
+    return config, policy
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def offline(opts: dict) -> int:
+    try:
+        return _offline(opts)
+    except Failure as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
+
+
+def _offline(opts: dict) -> int:
+    config, policy = _load(opts)
+    input_path = str(opts["--offline-input"])
+    output_path = str(config["capture.output"])
+    try:
+        reader = PcapReader(input_path)
+    except PcapReadError as e:
+        raise Failure(f"Offline feed error: {e}") from None
+    with reader:
+        if input_path != "-" and _same_file(input_path, output_path):
+            raise Failure(f"Offline feed error: output file '{output_path}' is the input file")
+        log = _open_decision_log(opts)
+        try:
+            writer = PcapWriter(output_path, output_snaplen(config))
+        except PcapWriteError as e:
+            raise Failure(f"Offline feed error: {e}") from None
+        pipeline = make_pipeline(policy, config, writer, log)
+        progress = _Progress() if sys.stderr.isatty() else None
+        error = None
+        interrupted = False
+        try:
+            frames = iter(reader)
+            while pipeline.run(frames, PROGRESS_CHUNK) == PROGRESS_CHUNK:
+                if progress:
+                    progress.show(pipeline)
+        except PcapReadError as e:
+            error = f"Offline feed error: {e}"
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if progress:
+                progress.clear()
+            try:
+                writer.close()
+                if log is not None:
+                    log.close()
+            except PcapWriteError as e:
+                error = error or f"Offline feed error: {e}"
+            except OSError as e:
+                error = error or f"Offline feed error: failed to write decision log: {e.strerror}"
+    if error:
+        raise Failure(error)
+    out = sys.stderr if output_path == "-" else sys.stdout
+    if interrupted:
+        out.write(f"Offline feed interrupted after {pipeline.packets} packets.\n")
+        out.write(pipeline.stats().block())
+        return 130
+    out.write(f"Offline feed completed.\ninput: {input_path}\noutput: {output_path}\n")
+    if config["stats.enabled"]:
+        out.write(pipeline.stats().block())
+    return 0
+
+
+def _open_decision_log(opts: dict):
+    path = opts.get("--decision-log")
+    if not path:
+        return None
+    from .decision_log import DecisionLog
+
+    try:
+        return DecisionLog(str(path))
+    except OSError as e:
+        raise Failure(f"cannot write decision log '{path}': {e.strerror}") from None
+
+
+class _Progress:
+    """One status line on a terminal, refreshed about once a second."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+
+    def show(self, pipeline) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0:
+            return
+        self.last = now
+        rate = pipeline.packets / max(now - self.start, 1e-9)
+        saved = pipeline.bytes_input - pipeline.bytes_output
+        sys.stderr.write(f"\r{pipeline.packets} packets, {saved} bytes saved, {rate:,.0f} pkt/s ")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
+def live(opts: dict) -> int:
+    from .live import run_live
+
+    try:
+        config, policy = _load(opts)
+        return run_live(config, policy, opts)
+    except Failure as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
+
+
+def _regress(argv: list[str]) -> int:
+    from .regress import main as regress_main
+
+    return regress_main(argv)
+
+
+SUBCOMMANDS: dict = {"regress": _regress}
+__all__ = ["Failure", "SUBCOMMANDS", "UsageError", "live", "offline", "parse_options"]

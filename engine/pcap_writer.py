@@ -1,0 +1,142 @@
+"""Classic PCAP writer for the constricted output (SPEC.md §11).
+
+The global header is always little-endian, microsecond, version 2.4, linktype
+1, and is written as soon as the writer opens (DECISIONS.md #5: an empty
+capture is a valid 24-byte file, not a 0-byte one).  Records are batched in
+memory and reach the file only whole, so a file cut at a flush boundary is
+still a valid capture.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import BinaryIO
+
+from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.pcap import (
+    LINKTYPE_ETHERNET,
+    MAGIC_MICROSECONDS,
+    pcap_file_header_le,
+    pcaprec_hdr_le,
+)
+
+_FILE_HEADER = Layout(pcap_file_header_le)
+_RECORD_HEADER = Layout(pcaprec_hdr_le)
+assert list(_RECORD_HEADER.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
+assert list(_FILE_HEADER.fields) == [
+    "magic_number", "version_major", "version_minor", "thiszone", "sigfigs", "snaplen", "network",
+]
+
+
+class PcapWriteError(Exception):
+    """An output file could not be opened or written; names the file and the OS error."""
+
+
+def _os_error(action: str, path: str, exc: OSError) -> str:
+    return f"failed to {action} output file '{path}': {exc.strerror or exc}"
+
+
+def global_header(snaplen: int) -> bytes:
+    """The 24-byte §11.1 header for a capture clamped to ``snaplen``."""
+    return _FILE_HEADER.struct.pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)
+
+
+class PcapWriter:
+    """Writes §11.2 records to ``path`` (``'-'`` = standard output).
+
+    ``records`` counts records accepted, ``bytes_written`` the bytes of the
+    resulting file (global header included), buffered ones counted too.
+    """
+
+    def __init__(self, path: str, snaplen: int, buffer_size: int = 1 << 20) -> None:
+        self.path = path
+        self.snaplen = snaplen
+        self.records = 0
+        self.bytes_written = 0
+        self._buffer_size = buffer_size
+        self._pending = bytearray()
+        self._pack_record = _RECORD_HEADER.struct.pack
+        self._failed = False
+        self._file: BinaryIO | None
+        self._close_file = path != "-"
+        if path == "-":
+            self._file = sys.stdout.buffer
+        else:
+            try:
+                self._file = open(path, "wb", buffering=0)  # closed in close()
+            except OSError as exc:
+                raise PcapWriteError(_os_error("open", path, exc)) from None
+        self._pending += global_header(snaplen)
+        self.bytes_written = len(self._pending)
+        try:
+            self.flush()  # the header is on disk before the first packet arrives
+        except PcapWriteError:
+            self.close()
+            raise
+
+    def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
+        """Append one record: the first ``incl_len`` bytes of ``data``, the
+        timestamp truncated to whole microseconds (§11.3), orig_len never
+        below incl_len (§6.4)."""
+        if incl_len > len(data):
+            raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
+        if self._file is None:
+            raise ValueError(f"write to closed output file '{self.path}'")
+        us = ts_ns // 1000
+        pending = self._pending
+        pending += self._pack_record(
+            (us // 1_000_000) & 0xFFFFFFFF, us % 1_000_000, incl_len, max(orig_len, incl_len)
+        )
+        pending += data if incl_len == len(data) else memoryview(data)[:incl_len]
+        self.records += 1
+        self.bytes_written += 16 + incl_len
+        if len(pending) >= self._buffer_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand every buffered (whole) record to the OS."""
+        if self._failed:
+            self._pending.clear()  # the file is already cut mid-record
+        if not self._pending or self._file is None:
+            return
+        view = memoryview(self._pending)
+        try:
+            done = 0
+            while done < len(view):
+                n = self._file.write(view[done:])
+                done += len(view) - done if n is None else n
+            if not self._close_file:
+                self._file.flush()
+        except OSError as exc:
+            self._failed = True  # the file is now cut mid-record: stop writing to it
+            raise PcapWriteError(_os_error("write", self.path, exc)) from None
+        finally:
+            view.release()
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Flush and close; standard output is flushed but left open."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            file, self._file = self._file, None
+            if self._close_file:
+                try:
+                    file.close()
+                except OSError as exc:
+                    if not self._failed:
+                        raise PcapWriteError(_os_error("write", self.path, exc)) from None
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""QUIC long-header walk and connection-ID learning (SPEC §9.2-§9.4).
+
+Learns each endpoint's Source Connection ID from every long header it sends
+(coalesced packets included) and, for a trailing short header, reports whether
+its Destination Connection ID is the one learned for the peer.  What to keep is
+up to the rules.
+"""
+
+from __future__ import annotations
+
+from ..formats import quic as quic_format
+from ..formats.layout import Layout
+from .decode import Decoded
+from .facts import table
+from .flow_table import FlowTable
+
+_FIXED = Layout(quic_format.quic_long_header_fixed)
+_FIXED_SIZE = _FIXED.size
+_VERSION = _FIXED.reader("version")
+_PACKET_TYPE = _FIXED.reader("long_packet_type")
+_DCID_LEN_AT = _FIXED.fields["dcid_length"].offset
+_MAX_CID = quic_format.MAX_CID_LENGTH
+_varint_at = quic_format.varint_at
+_INITIAL = quic_format.LONG_INITIAL
+_RETRY = quic_format.LONG_RETRY
+
+QUIC_FACTS = table("quic", "q", [
+    ("long_headers", "int", "long_headers", "long-header packets parsed at the start of the datagram"),
+    ("malformed", "bool", "malformed", "a long header failed to parse"),
+    ("only_long_headers", "bool", "only_long_headers", "the datagram is long headers and nothing else"),
+    ("trailing_bytes", "bool", "trailing_bytes",
+     "bytes after the long headers are not a short header (e.g. padding)"),
+    ("short_header", "bool", "short_header", "a short header (fixed bit set) follows"),
+    ("short_offset", "int", "short_offset", "UDP payload offset of the short header"),
+    ("short_len", "int", "short_len", "bytes from the short header to the datagram end"),
+    ("dcid_known", "bool", "dcid_known", "the peer's connection ID was learned"),
+    ("dcid_len", "int", "dcid_len", "length of the learned peer connection ID"),
+    ("dcid_matched", "bool", "dcid_matched",
+     "the short header's DCID equals the learned one (all its bytes present)"),
+])  # fmt: skip
+
+
+class QuicFlowState:
+    """SPEC §9.2: the SCID learned for each endpoint of a canonical flow."""
+
+    __slots__ = ("scid_a", "scid_b")
+
+    def __init__(self) -> None:
+        self.scid_a: bytes | None = None
+        self.scid_b: bytes | None = None
+
+
+class QuicFacts:
+    __slots__ = tuple(f.source.split(".", 1)[1] for f in QUIC_FACTS.values())
+
+    def __init__(self) -> None:
+        self.long_headers = 0
+        self.malformed = False
+        self.only_long_headers = False
+        self.trailing_bytes = False
+        self.short_header = False
+        self.short_offset = 0
+        self.short_len = 0
+        self.dcid_known = False
+        self.dcid_len = 0
+        self.dcid_matched = False
+
+
+class QuicAnalyzer:
+    """Per-flow QUIC connection-ID learning over a run."""
+
+    def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
+        self.flows: FlowTable[QuicFlowState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
+
+    def analyze(self, d: Decoded, data: bytes, ts_ns: int) -> QuicFacts:
+        f = QuicFacts()
+        n = d.payload_len
+        if n == 0:
+            return f
+        src = (d.src_addr, d.src_port)
+        dst = (d.dst_addr, d.dst_port)
+        a_to_b = src <= dst  # bytes compare, then length, then port; ties to the source
+        key = (d.ip_version, src, dst) if a_to_b else (d.ip_version, dst, src)
+        base = d.payload_offset
+        end = base + n
+        off = 0
+        while off < n and data[base + off] & 0x80:
+            size = self._long_header(data, base + off, end, key, a_to_b, ts_ns)
+            if size is None:
+                f.malformed = True
+                return f
+            f.long_headers += 1
+            off += size
+        if off == n:
+            f.only_long_headers = f.long_headers > 0
+            return f
+        first = data[base + off]
+        if first & 0xC0 != 0x40:  # not a short header with the fixed bit
+            f.trailing_bytes = f.long_headers > 0
+            return f
+        f.short_header = True
+        f.short_offset = off
+        f.short_len = n - off
+        flow = self.flows.get(key, ts_ns)
+        expected = None if flow is None else (flow.scid_b if a_to_b else flow.scid_a)
+        if expected is not None:
+            f.dcid_known = True
+            f.dcid_len = k = len(expected)
+            start = base + off + 1
+            f.dcid_matched = n - off >= 1 + k and data[start : start + k] == expected
+        return f
+
+    def _long_header(self, data: bytes, o: int, end: int, key: tuple, a_to_b: bool,
+                     ts_ns: int) -> int | None:  # fmt: skip
+        """Size of the long-header packet at ``o`` (learning its SCID), or None."""
+        if end - o < _FIXED_SIZE or _VERSION(data, o) == 0:
+            return None
+        dcid_len = data[o + _DCID_LEN_AT]
+        p = o + _FIXED_SIZE + dcid_len
+        if dcid_len > _MAX_CID or p >= end:
+            return None
+        scid_len = data[p]
+        p += 1
+        if scid_len > _MAX_CID or p + scid_len > end:
+            return None
+        scid = data[p : p + scid_len]
+        p += scid_len
+        ptype = _PACKET_TYPE(data, o)
+        if ptype == _RETRY:
+            size = end - o
+        else:
+            if ptype == _INITIAL:
+                token = _varint_at(data, p, end)
+                if token is None or p + token[1] + token[0] > end:
+                    return None
+                p += token[1] + token[0]
+            length = _varint_at(data, p, end)
+            if length is None or p + length[1] + length[0] > end:
+                return None
+            size = p + length[1] + length[0] - o
+        if scid_len:
+            flow = self.flows.get_or_create(key, ts_ns, QuicFlowState)
+            if a_to_b:
+                flow.scid_a = scid
+            else:
+                flow.scid_b = scid
+        else:
+            self.flows.get_or_create(key, ts_ns, QuicFlowState)
+        return size

@@ -1,0 +1,213 @@
+"""TLS record walk over TCP segments, per direction (SPEC §8.3-§8.5, §15.4).
+
+The analyzer tracks record boundaries and publishes what it saw in a segment
+as :class:`TlsFacts`; it never decides how much to keep (rules do, from the
+facts and the config).  Its one behavioural option is what happens when an
+Application Data record ends inside a segment and more bytes follow:
+``boundary = reset`` refuses to judge the segment and forgets the direction's
+position (final_only, §8.5 step 6), ``boundary = parse`` resumes the walk at
+the record boundary (stream/bulk, §15.4).
+"""
+
+from __future__ import annotations
+
+from ..formats import tls as tls_format
+from ..formats.layout import Layout
+from ..formats.transport import TCP_FLAG_RST, TCP_FLAG_SYN
+from .decode import Decoded
+from .facts import table
+from .flow_table import FlowTable
+
+_RECORD = Layout(tls_format.tls_record_header)
+_RECORD_LEN = _RECORD.reader("length")
+_HEADER_SIZE = _RECORD.size
+_VERSION_AT = _RECORD.fields["version_major"].offset
+_TYPES = tls_format.RECORD_CONTENT_TYPES
+_HANDSHAKE = tls_format.CONTENT_HANDSHAKE
+_APPDATA = tls_format.CONTENT_APPLICATION_DATA
+_MAJOR = tls_format.LEGACY_VERSION_MAJOR
+_SYN_OR_RST = TCP_FLAG_SYN | TCP_FLAG_RST
+
+BOUNDARY_MODES = ("reset", "parse")
+
+TLS_FACTS = table("tls", "t", [
+    ("no_record", "bool", "no_record",
+     "no TLS record where one must start (unsynchronized direction, or a non-Handshake "
+     "record on an unconfirmed one)"),
+    ("malformed", "bool", "malformed", "synchronized, but no valid record header at a boundary"),
+    ("boundary_reset", "bool", "boundary_reset",
+     "an Application Data record ended inside the segment and the walk did not continue; "
+     "the direction lost its position"),
+    ("boundary_parsed", "bool", "boundary_parsed",
+     "an Application Data record ended inside the segment and the walk resumed at the boundary"),
+    ("middle_continuation", "bool", "middle_continuation",
+     "the whole segment lies inside an open Application Data record"),
+    ("final_continuation", "bool", "final_continuation",
+     "an open Application Data record ends exactly at the segment end"),
+    ("appdata_started", "bool", "appdata_started", "an Application Data record starts in the segment"),
+    ("appdata_offset", "int", "appdata_offset",
+     "payload offset of the last Application Data record start"),
+    ("appdata_visible", "int", "appdata_visible",
+     "bytes of that record present in the segment (header included)"),
+    ("non_appdata_after", "bool", "non_appdata_after",
+     "a non-Application-Data record follows the last Application Data start"),
+    ("synchronized", "bool", "synchronized", "the direction knows where records start (after the segment)"),
+    ("confirmed", "bool", "confirmed", "a Handshake record was seen on this connection"),
+    ("seen_app_data", "bool", "seen_app_data", "this direction has seen an Application Data start"),
+    ("records", "int", "records", "record headers walked in the segment"),
+])  # fmt: skip
+
+
+class TlsDirectionState:
+    """SPEC §8.3: what is known about one direction of a TCP connection."""
+
+    __slots__ = (
+        "confirmed", "seen_app_data", "synchronized", "expected_seq",
+        "active", "active_remaining", "active_app_data",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.confirmed = False
+        self.seen_app_data = False
+        self.synchronized = False
+        self.expected_seq = 0
+        self.active = False
+        self.active_remaining = 0
+        self.active_app_data = False
+
+
+class TlsFacts:
+    """What the walk saw in one segment (the ``tls.*`` facts)."""
+
+    __slots__ = tuple(f.source.split(".", 1)[1] for f in TLS_FACTS.values())
+
+    def __init__(self) -> None:
+        self.no_record = False
+        self.malformed = False
+        self.boundary_reset = False
+        self.boundary_parsed = False
+        self.middle_continuation = False
+        self.final_continuation = False
+        self.appdata_started = False
+        self.appdata_offset = -1
+        self.appdata_visible = 0
+        self.non_appdata_after = False
+        self.synchronized = False
+        self.confirmed = False
+        self.seen_app_data = False
+        self.records = 0
+
+    def _state(self, s: TlsDirectionState | None) -> TlsFacts:
+        if s is not None:
+            self.synchronized = s.synchronized
+            self.confirmed = s.confirmed
+            self.seen_app_data = s.seen_app_data
+        return self
+
+
+class TlsAnalyzer:
+    """Per-direction TLS record tracking over a run (one instance per run)."""
+
+    def __init__(self, boundary: str = "reset", max_flows: int = 1 << 20,
+                 idle_timeout_sec: int = 0) -> None:  # fmt: skip
+        if boundary not in BOUNDARY_MODES:
+            raise ValueError(f"tls boundary must be one of {', '.join(BOUNDARY_MODES)}")
+        self.parse_boundary = boundary == "parse"
+        self.flows: FlowTable[TlsDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
+
+    def analyze(self, d: Decoded, data: bytes, ts_ns: int) -> TlsFacts:
+        f = TlsFacts()
+        flows = self.flows
+        key = (d.src_addr, d.dst_addr, d.src_port, d.dst_port)
+        rkey = (d.dst_addr, d.src_addr, d.dst_port, d.src_port)
+        if d.tcp_flags & _SYN_OR_RST:  # step 1: a new or aborted connection
+            flows.delete(key)
+            flows.delete(rkey)
+        n = d.payload_len
+        if n == 0:  # step 2
+            return f._state(flows.get(key, ts_ns))
+        s = flows.get_or_create(key, ts_ns, TlsDirectionState)
+        was_confirmed = s.confirmed
+        seq = d.tcp_seq
+        if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission
+            s.active = False
+            s.active_remaining = 0
+            s.synchronized = False
+            s.expected_seq = 0
+        base = d.payload_offset
+        off = 0
+        reset = uncertain = at_boundary = False
+        if s.active:  # step 6: continuation of an open record
+            r = s.active_remaining
+            if r > n:
+                f.middle_continuation = s.active_app_data
+                s.active_remaining = r - n
+                off = n
+            elif r == n:
+                f.final_continuation = s.active_app_data
+                s.active = False
+                off = n
+            else:
+                off = r
+                s.active = False
+                if s.active_app_data:
+                    if self.parse_boundary:
+                        at_boundary = True
+                    else:
+                        reset = True
+        while not reset and off < n:  # step 7: walk the record headers
+            p = base + off
+            if n - off < _HEADER_SIZE or data[p] not in _TYPES or data[p + _VERSION_AT] != _MAJOR:
+                if at_boundary:  # stream: nothing valid after the record end
+                    reset = True
+                    break
+                if not s.synchronized:
+                    if not was_confirmed:
+                        flows.delete(key)
+                    f.no_record = True
+                    return f._state(s)
+                uncertain = True
+                break
+            if at_boundary:
+                at_boundary = False
+                f.boundary_parsed = True
+            ctype = data[p]
+            if not s.synchronized and ctype != _HANDSHAKE and not was_confirmed:
+                flows.delete(key)
+                f.no_record = True
+                return f
+            s.synchronized = True
+            f.records += 1
+            if ctype == _HANDSHAKE:
+                s.confirmed = True
+                flows.get_or_create(rkey, ts_ns, TlsDirectionState).confirmed = True
+            total = _HEADER_SIZE + _RECORD_LEN(data, p)
+            rem = n - off
+            if ctype == _APPDATA:
+                s.seen_app_data = True
+                f.appdata_started = True
+                f.appdata_offset = off
+                f.appdata_visible = total if total <= rem else rem
+                f.non_appdata_after = False
+            elif f.appdata_started:
+                f.non_appdata_after = True
+            if total > rem:  # the record continues in later segments
+                s.active = True
+                s.active_remaining = total - rem
+                s.active_app_data = ctype == _APPDATA
+                break
+            off += total
+        s.expected_seq = (seq + n) & 0xFFFFFFFF  # step 8
+        if reset:  # step 9: forget the position, keep what the connection proved
+            confirmed, seen = s.confirmed, s.seen_app_data
+            flows.delete(key)
+            f.boundary_reset = True
+            f.confirmed = confirmed
+            f.seen_app_data = seen
+            if confirmed:
+                fresh = flows.put(key, TlsDirectionState(), ts_ns)
+                fresh.confirmed = True
+                fresh.seen_app_data = seen
+            return f
+        f.malformed = uncertain
+        return f._state(s)

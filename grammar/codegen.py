@@ -1,0 +1,210 @@
+"""Policy -> one generated Python function, compiled once per run.
+
+The checked rules become straight-line ``if`` statements with config values
+inlined as constants (~0.1 µs a decision instead of walking a closure tree).
+The function returns ``(output_len, decision_index)``; the decision table says
+which rule decided, with which reason and counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine.analyzers import ANALYZERS
+from ..engine.config import Config
+from ..engine.decode import decode
+from ..engine.facts import DECODE_FACTS
+from . import ast
+from .checker import facts_for
+
+DECODE_NAMESPACES = {name.split(".", 1)[0] for name in DECODE_FACTS}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One way a packet can leave the policy."""
+
+    rule: ast.Rule
+    reason: str
+    counter: str | None
+    kind: str  # "matched", "cut", "below_min_saved" or "no_rule_matched"
+
+
+class Trace:
+    """What a traced evaluation saw, for decision logs and explanations."""
+
+    __slots__ = ("decoded", "facts", "analyzer")
+
+    def __init__(self) -> None:
+        self.decoded = None
+        self.facts = None
+        self.analyzer: str | None = None
+
+
+class _Emitter:
+    def __init__(self, policy: ast.Policy, config: Config, traced: bool) -> None:
+        self.policy, self.config, self.traced = policy, config, traced
+        self.lines: list[str] = []
+        self.constants: dict[str, object] = {}
+        self.decisions: list[Decision] = []
+        self.decoded = False
+
+    def emit(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+    def decision(self, rule: ast.Rule, outcome: ast.Outcome, kind: str) -> int:
+        self.decisions.append(Decision(rule, outcome.reason, outcome.counter, kind))
+        return len(self.decisions) - 1
+
+    # --- expressions
+    def expr(self, e: ast.Expr, section: str, scope: dict[str, str]) -> str:
+        if isinstance(e, ast.Number):
+            return str(e.value)
+        if isinstance(e, ast.Bool):
+            return repr(e.value)
+        if isinstance(e, ast.ConfigRef):
+            return self.config_value(e.key)
+        if isinstance(e, ast.FactRef):
+            return facts_for(section)[e.name].source
+        if isinstance(e, ast.NameRef):
+            return scope[e.name]
+        if isinstance(e, ast.Call):
+            return f"{e.func}({', '.join(self.expr(a, section, scope) for a in e.args)})"
+        if isinstance(e, ast.Unary):
+            return f"(not {self.expr(e.operand, section, scope)})"
+        if isinstance(e, ast.Binary):
+            return f"({self.expr(e.left, section, scope)} {e.op} {self.expr(e.right, section, scope)})"
+        raise AssertionError(e)
+
+    def config_value(self, key: str) -> str:
+        value = self.config[key]
+        if isinstance(value, tuple):  # a port list: membership only
+            name = "_cfg_" + key.replace(".", "_")
+            self.constants[name] = frozenset(value)
+            return name
+        return repr(value)
+
+    # --- rules
+    def function(self) -> None:
+        p = self.policy
+        self.emit(0, "def evaluate(data, orig_len, ts_ns):")
+        self.emit(1, "n = len(data)")
+        self.emit(1, "eff = n if n <= orig_len else orig_len")
+        self.emit(1, "inconsistent = orig_len < n")
+        baseline = self.expr(p.baseline, "packet", {}) if p.baseline else "eff"
+        self.emit(1, f"baseline = {baseline}")
+        if self.traced:
+            self.emit(1, "_trace.decoded = _trace.facts = _trace.analyzer = None")
+        for index, rule in enumerate(p.sections["packet"]):
+            self.rule(rule, index, 1, None)
+
+    def rule(self, rule: ast.Rule, index: int, depth: int, fallback: int | None) -> None:
+        self.emit(depth, f"# rule {rule.id} (line {rule.pos.line})")
+        if rule.section == "packet" and not self.decoded and _needs_decode(rule):
+            self.emit(depth, "d = _decode(data, n)")
+            if self.traced:
+                self.emit(depth, "_trace.decoded = d")
+            self.decoded = True
+        scope: dict[str, str] = {}
+        for name, expr, _ in rule.lets:
+            var = f"_let{index}_{name}"
+            self.emit(depth, f"{var} = {self.expr(expr, rule.section, scope)}")
+            scope[name] = var
+        body = depth
+        if rule.when is not None and not (isinstance(rule.when, ast.Bool) and rule.when.value):
+            self.emit(depth, f"if {self.expr(rule.when, rule.section, scope)}:")
+            body = depth + 1
+        if rule.analyze:
+            self.analyze(rule, body)
+        elif rule.keep is not None:
+            cut = self.decision(rule, rule.outcome, "cut")
+            if rule.otherwise is not None:
+                other = self.decision(rule, rule.otherwise, "below_min_saved")
+            else:  # the analyzing rule's outcome: as if no cut had been proposed
+                parent = self.decisions[fallback]
+                other = self.decision(rule, ast.Outcome(parent.reason, parent.counter, rule.pos),
+                                      "below_min_saved")  # fmt: skip
+            keep = self.expr(rule.keep, rule.section, scope)
+            self.emit(body, f"c = {keep}")
+            self.emit(body, "if c < 0:")
+            self.emit(body + 1, "c = 0")
+            test = "c < baseline"
+            if rule.min_saved is not None:
+                test += f" and baseline - c >= {self.expr(rule.min_saved, rule.section, scope)}"
+            self.emit(body, f"if {test}:")
+            self.emit(body + 1, f"return c, {cut}")
+            self.emit(body, f"return baseline, {other}")
+        else:
+            self.emit(body, f"return baseline, {self.decision(rule, rule.outcome, 'matched')}")
+
+    def analyze(self, rule: ast.Rule, depth: int) -> None:
+        spec = ANALYZERS[rule.analyze]
+        self.emit(depth, f"{spec.var} = _analyze_{spec.name}(d, data, ts_ns)")
+        if self.traced:
+            self.emit(depth, f"_trace.facts = {spec.var}")
+            self.emit(depth, f"_trace.analyzer = {spec.name!r}")
+        fallback = self.decision(rule, rule.outcome, "no_rule_matched")
+        for index, sub in enumerate(self.policy.sections.get(rule.analyze, [])):
+            self.rule(sub, 1000 * (1 + list(ANALYZERS).index(spec.name)) + index, depth, fallback)
+        self.emit(depth, f"return baseline, {fallback}")
+
+
+def _needs_decode(rule: ast.Rule) -> bool:
+    if rule.analyze:
+        return True
+    exprs = [rule.when, rule.keep, rule.min_saved, *(e for _, e, _ in rule.lets)]
+    return any(_uses_namespaces(e, DECODE_NAMESPACES) for e in exprs if e is not None)
+
+
+def _uses_namespaces(e: ast.Expr, namespaces: set[str]) -> bool:
+    if isinstance(e, ast.FactRef):
+        return e.name.split(".", 1)[0] in namespaces
+    children = []
+    if isinstance(e, ast.Call):
+        children = e.args
+    elif isinstance(e, ast.Unary):
+        children = [e.operand]
+    elif isinstance(e, ast.Binary):
+        children = [e.left, e.right]
+    return any(_uses_namespaces(c, namespaces) for c in children)
+
+
+def analyzer_options(policy: ast.Policy, name: str, config: Config) -> dict[str, object]:
+    """Effective options for one analyzer: defaults, then the rule file's values."""
+    spec = ANALYZERS[name]
+    values = {key: opt.default for key, opt in spec.options.items()}
+    declared = policy.analyzers.get(name)
+    for key, (expr, _) in (declared.options.items() if declared else ()):
+        if isinstance(expr, ast.NameRef):
+            values[key] = expr.name
+        else:
+            values[key] = eval(_Emitter(policy, config, False).expr(expr, "packet", {}))  # noqa: S307
+    return values
+
+
+@dataclass
+class Evaluator:
+    """A policy bound to a config: fresh analyzer state and the compiled function."""
+
+    evaluate: object
+    decisions: list[Decision]
+    analyzers: dict[str, object]
+    source: str
+    trace: Trace | None
+
+
+def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) -> Evaluator:
+    emitter = _Emitter(policy, config, traced)
+    emitter.function()
+    source = "\n".join(emitter.lines) + "\n"
+    analyzers = {
+        name: spec.factory(**analyzer_options(policy, name, config))
+        for name, spec in ANALYZERS.items()
+    }
+    trace = Trace() if traced else None
+    namespace: dict[str, object] = {"_decode": decode, "_trace": trace, **emitter.constants}
+    for name, analyzer in analyzers.items():
+        namespace[f"_analyze_{name}"] = analyzer.analyze
+    code = compile(source, f"<policy {policy.path}>", "exec")
+    exec(code, namespace)  # noqa: S102 - our own generated source
+    return Evaluator(namespace["evaluate"], emitter.decisions, analyzers, source, trace)

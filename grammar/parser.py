@@ -1,0 +1,230 @@
+"""Rule file text -> :class:`~.ast.Policy` (lark LALR, one method per grammar rule)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from importlib import resources
+
+import lark
+from lark import Transformer, v_args
+
+from . import ast
+from .errors import PolicyError
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "DOTTED": "a dotted name", "INT": "a number", "STRING": "a quoted string",
+    "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'", "LPAR": "'('", "RPAR": "')'",
+    "COMMA": "','", "EQUAL": "'='", "DOLLAR": "'$'", "$END": "end of file",
+}  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    grammar = resources.files(__package__).joinpath("policy.lark").read_text()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _describe(expected: set[str]) -> str:
+    names = sorted({_TOKEN_NAMES.get(t, f"'{t.lower()}'") for t in expected})
+    return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Each method mirrors one grammar rule or alias of policy.lark."""
+
+    def __init__(self, path: str, source: str, stack: list[str], policy: ast.Policy) -> None:
+        super().__init__()
+        self.path, self.source, self.stack = path, source, stack
+        self.policy = policy
+        self.current_section: str | None = None
+        self.own_sections: set[str] = set()
+        policy.sources[path] = source
+
+    def _pos(self, meta_or_token) -> ast.Pos:
+        return ast.Pos(meta_or_token.line, meta_or_token.column, self.path)
+
+    def _error(self, pos: ast.Pos, message: str) -> PolicyError:
+        return PolicyError(self.path, self.source, pos.line, pos.column, message)
+
+    # --- expressions
+    def number(self, meta, c):
+        return ast.Number(self._pos(c[0]), int(c[0]))
+
+    def true(self, meta, c):
+        return ast.Bool(self._pos(meta), True)
+
+    def false(self, meta, c):
+        return ast.Bool(self._pos(meta), False)
+
+    def config_ref(self, meta, c):
+        return ast.ConfigRef(self._pos(meta), str(c[0]))
+
+    def fact_ref(self, meta, c):
+        return ast.FactRef(self._pos(c[0]), str(c[0]))
+
+    def name_ref(self, meta, c):
+        return ast.NameRef(self._pos(c[0]), str(c[0]))
+
+    def call(self, meta, c):
+        return ast.Call(self._pos(c[0]), str(c[0]), list(c[1:]))
+
+    def not_(self, meta, c):
+        return ast.Unary(self._pos(meta), "not", c[0])
+
+    def or_(self, meta, c):
+        return ast.Binary(c[0].pos, "or", c[0], c[1])
+
+    def and_(self, meta, c):
+        return ast.Binary(c[0].pos, "and", c[0], c[1])
+
+    def compare(self, meta, c):
+        return ast.Binary(self._pos(c[1]), str(c[1]), c[0], c[2])
+
+    def member(self, meta, c):
+        return ast.Binary(c[0].pos, "in", c[0], c[1])
+
+    def arith(self, meta, c):
+        return ast.Binary(self._pos(c[1]), str(c[1]), c[0], c[2])
+
+    # --- clauses: returned as tagged tuples, folded into a Rule by `rule`
+    def let_clause(self, meta, c):
+        return ("let", self._pos(meta), (str(c[0]), c[1], self._pos(c[0])))
+
+    def when_clause(self, meta, c):
+        return ("when", self._pos(meta), c[0])
+
+    def keep_clause(self, meta, c):
+        return ("keep", self._pos(meta), (c[0], c[1]))
+
+    def reason_clause(self, meta, c):
+        return ("reason", self._pos(meta), ast.Outcome(str(c[0]), c[1] and str(c[1]), self._pos(c[0])))
+
+    def otherwise_clause(self, meta, c):
+        return ("otherwise", self._pos(meta), ast.Outcome(str(c[0]), c[1] and str(c[1]), self._pos(c[0])))
+
+    def analyze_clause(self, meta, c):
+        return ("analyze", self._pos(meta), (str(c[0]), self._pos(c[0])))
+
+    def rule_id(self, meta, c):
+        return c[0]
+
+    def rule(self, meta, c):
+        ident, message, clauses = c[0], c[1], c[2:]
+        pos = self._pos(meta)
+        if self.current_section is None:
+            raise self._error(pos, "rule before any section: start the rules with 'on packet'")
+        rule = ast.Rule(str(ident), _unquote(message), self.current_section, pos, self.path)
+        seen: dict[str, ast.Pos] = {}
+        for kind, cpos, value in clauses:
+            if kind == "let":
+                rule.lets.append(value)
+                continue
+            if kind in seen:
+                raise self._error(cpos, f"rule '{rule.id}' has a second '{kind}' clause")
+            seen[kind] = cpos
+            if kind == "when":
+                rule.when = value
+            elif kind == "keep":
+                rule.keep, rule.min_saved = value
+            elif kind == "reason":
+                rule.outcome = value
+            elif kind == "otherwise":
+                rule.otherwise = value
+            elif kind == "analyze":
+                rule.analyze, rule.analyze_pos = value
+        self.policy.sections[self.current_section].append(rule)
+        return rule
+
+    # --- top-level items
+    def policy_decl(self, meta, c):
+        self.policy.name = str(c[0])
+        self.policy.description = _unquote(c[1])
+
+    def option(self, meta, c):
+        return (str(c[0]), c[1], self._pos(c[0]))
+
+    def analyzer_decl(self, meta, c):
+        name = str(c[0])
+        if name in self.policy.analyzers:
+            raise self._error(self._pos(c[0]), f"options for analyzer '{name}' are given twice")
+        options = {}
+        for key, expr, pos in c[1:]:
+            if key in options:
+                raise self._error(pos, f"option '{key}' is given twice")
+            options[key] = (expr, pos)
+        self.policy.analyzers[name] = ast.AnalyzerOptions(name, options, self._pos(c[0]))
+
+    def baseline_decl(self, meta, c):
+        if self.policy.baseline is not None:
+            raise self._error(self._pos(meta), "the baseline is given twice")
+        self.policy.baseline = c[0]
+
+    def declare_decl(self, meta, c):
+        target = self.policy.declared_reasons if c[0] == "reason" else self.policy.declared_counters
+        target.add(str(c[1]))
+
+    def section(self, meta, c):
+        name = str(c[0])
+        if name in self.own_sections:
+            raise self._error(self._pos(c[0]), f"section 'on {name}' appears twice")
+        self.own_sections.add(name)
+        self.current_section = name
+        self.policy.sections.setdefault(name, [])  # an included file may have started it
+
+    def include_decl(self, meta, c):
+        """Merge another rule file (path relative to this one) at this point."""
+        pos = self._pos(meta)
+        target = os.path.join(os.path.dirname(self.policy.path), _unquote(c[0]))
+        if len(self.stack) >= 8 or os.path.abspath(target) in self.stack:
+            raise self._error(pos, f"include of '{_unquote(c[0])}' loops or nests too deep")
+        try:
+            with open(target, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise self._error(pos, f"cannot include '{_unquote(c[0])}': {e.strerror}") from None
+        sub = _ToAst(target, text, self.stack + [os.path.abspath(target)], self.policy)
+        _transform(sub, text, target)
+        self.policy.includes.append(target)
+        self.current_section = None  # the including file must name its next section
+
+
+def _unquote(token) -> str:
+    return str(token)[1:-1] if token is not None else ""
+
+
+def parse_policy(source: str, path: str) -> ast.Policy:
+    """Parse rule-file text (and what it includes); errors raise :class:`PolicyError`."""
+    policy = ast.Policy(path=path, source=source)
+    _transform(_ToAst(path, source, [os.path.abspath(path)], policy), source, path)
+    return policy
+
+
+def _transform(transformer: _ToAst, source: str, path: str) -> None:
+    try:
+        tree = _parser().parse(source)
+    except lark.exceptions.UnexpectedCharacters as e:
+        raise PolicyError(path, source, e.line, e.column,
+                          f"unexpected character {source[e.pos_in_stream]!r}") from None  # fmt: skip
+    except lark.exceptions.UnexpectedToken as e:
+        tok = e.token
+        what = "end of file" if tok.type == "$END" else f"'{tok}'"
+        line, col = (tok.line, tok.column) if tok.type != "$END" else _end(source)
+        raise PolicyError(path, source, line, col,
+                          f"unexpected {what}; expected {_describe(e.expected)}") from None  # fmt: skip
+    except lark.exceptions.UnexpectedEOF as e:
+        line, col = _end(source)
+        raise PolicyError(path, source, line, col,
+                          f"unexpected end of file; expected {_describe(set(e.expected))}") from None
+    try:
+        transformer.transform(tree)
+    except lark.exceptions.VisitError as e:
+        if isinstance(e.orig_exc, PolicyError):
+            raise e.orig_exc from None
+        raise
+
+
+def _end(source: str) -> tuple[int, int]:
+    lines = source.splitlines() or [""]
+    return len(lines), len(lines[-1]) + 1

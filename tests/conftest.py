@@ -1,0 +1,44 @@
+"""Shared test helpers: fixture paths and running the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+GOLDEN = FIXTURES / "golden"
+GOLDEN_CASES = ("tls_test_2", "quic_test_2", "ipv6_ipv4_test_1")
+
+
+def run_cli(*args: str, cwd: str | os.PathLike | None = None, stdin: bytes | None = None):
+    """Run the installed console script's code in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "pcapconstrictor.engine.cli", *args],
+        capture_output=True, cwd=cwd, input=stdin, timeout=300,
+    )  # fmt: skip
+
+
+def config_with_output(tmp_path: Path, config: Path, output: Path, extra: str = "") -> Path:
+    """A copy of ``config`` whose capture.output is ``output`` (sections may repeat)."""
+    text = config.read_text() + f"\n[capture]\noutput = {output}\n{extra}"
+    path = tmp_path / f"{config.parent.name}.ini"
+    path.write_text(text)
+    return path
+
+
+def tshark_count(path: Path) -> int:
+    """Records tshark reads from ``path``; fails the test if tshark rejects it."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (Debian package tshark)")
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.number"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return len(out.stdout.split())
