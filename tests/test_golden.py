@@ -51,4 +51,6 @@ def test_regress_passes_on_the_shipped_manifest():
     assert result.returncode == 0, text + result.stderr.decode()
     for case in GOLDEN_CASES:
         assert f"PASS {case}:" in text
-    assert "3 passed, 0 failed" in text
+    assert "14 passed, 0 failed" in text
+    for policy in ("stream", "bulk"):
+        assert f"PASS tls_test_1_lossy.{policy}:" in text
