@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"{e}\n")
         sys.stderr.write(USAGE)
         return 1
+    except BrokenPipeError:  # e.g. `| head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

@@ -151,5 +151,17 @@ def _regress(argv: list[str]) -> int:
     return regress_main(argv)
 
 
-SUBCOMMANDS: dict = {"regress": _regress}
+def _explain(argv: list[str]) -> int:
+    from .explain import main as explain_main
+
+    return explain_main(argv)
+
+
+def _audit(argv: list[str]) -> int:
+    from .audit import main as audit_main
+
+    return audit_main(argv)
+
+
+SUBCOMMANDS: dict = {"regress": _regress, "explain": _explain, "audit": _audit}
 __all__ = ["Failure", "SUBCOMMANDS", "UsageError", "live", "offline", "parse_options"]

@@ -33,12 +33,14 @@ class Decision:
 class Trace:
     """What a traced evaluation saw, for decision logs and explanations."""
 
-    __slots__ = ("decoded", "facts", "analyzer")
+    __slots__ = ("decoded", "facts", "analyzer", "tried", "keep")
 
     def __init__(self) -> None:
         self.decoded = None
         self.facts = None
         self.analyzer: str | None = None
+        self.tried: list[tuple[str, bool]] = []  # (rule id, condition) in evaluation order
+        self.keep: int | None = None  # the last keep length a matching rule proposed
 
 
 class _Emitter:
@@ -94,7 +96,8 @@ class _Emitter:
         baseline = self.expr(p.baseline, "packet", {}) if p.baseline else "eff"
         self.emit(1, f"baseline = {baseline}")
         if self.traced:
-            self.emit(1, "_trace.decoded = _trace.facts = _trace.analyzer = None")
+            self.emit(1, "_trace.decoded = _trace.facts = _trace.analyzer = _trace.keep = None")
+            self.emit(1, "_trace.tried = []")
         for index, rule in enumerate(p.sections["packet"]):
             self.rule(rule, index, 1, None)
 
@@ -112,8 +115,15 @@ class _Emitter:
             scope[name] = var
         body = depth
         if rule.when is not None and not (isinstance(rule.when, ast.Bool) and rule.when.value):
-            self.emit(depth, f"if {self.expr(rule.when, rule.section, scope)}:")
+            cond = self.expr(rule.when, rule.section, scope)
+            if self.traced:
+                self.emit(depth, f"_matched = bool({cond})")
+                self.emit(depth, f"_trace.tried.append(({rule.id!r}, _matched))")
+                cond = "_matched"
+            self.emit(depth, f"if {cond}:")
             body = depth + 1
+        elif self.traced:
+            self.emit(depth, f"_trace.tried.append(({rule.id!r}, True))")
         if rule.analyze:
             self.analyze(rule, body)
         elif rule.keep is not None:
@@ -128,6 +138,8 @@ class _Emitter:
             self.emit(body, f"c = {keep}")
             self.emit(body, "if c < 0:")
             self.emit(body + 1, "c = 0")
+            if self.traced:
+                self.emit(body, "_trace.keep = c")
             test = "c < baseline"
             if rule.min_saved is not None:
                 test += f" and baseline - c >= {self.expr(rule.min_saved, rule.section, scope)}"

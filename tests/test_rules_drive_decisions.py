@@ -44,13 +44,13 @@ def test_removing_the_tls_rules_turns_tls_constriction_off(tmp_path):
 
 def test_changing_a_keep_expression_in_the_rules_changes_the_output(tmp_path):
     rules = copy_rules(tmp_path)
-    path = rules / "final_only.rules"
+    path = rules / "tls_records.rules"
     text = path.read_text()
     # Keep 4 more bytes of every Application Data record start than the config says.
     edited = text.replace("let cut = tls.appdata_offset + min(", "let cut = 4 + tls.appdata_offset + min(")
     assert edited != text
     path.write_text(edited)
-    result, out, stats = run_case(tmp_path, "tls_test_2", path)
+    result, out, stats = run_case(tmp_path, "tls_test_2", rules / "final_only.rules")
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() != (GOLDEN / "tls_test_2" / "constricted.pcap").read_bytes()
     assert int(stats["bytes_output"]) > 2111
@@ -58,10 +58,10 @@ def test_changing_a_keep_expression_in_the_rules_changes_the_output(tmp_path):
 
 def test_a_typo_in_a_rule_file_reports_file_line_column_and_exits_1(tmp_path):
     rules = copy_rules(tmp_path)
-    path = rules / "final_only.rules"
+    path = rules / "tls_records.rules"
     text = path.read_text().replace("when tls.malformed", "when tls.malfromed")
     path.write_text(text)
-    result, _, _ = run_case(tmp_path, "tls_test_2", path)
+    result, _, _ = run_case(tmp_path, "tls_test_2", rules / "final_only.rules")
     assert result.returncode == 1
     err = result.stderr.decode()
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "tls.malfromed" in s)
