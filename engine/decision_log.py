@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 
-from .fact_values import fact_values, facts_used, format_facts
+from .fact_values import _fact_names, fact_values, facts_used, format_facts
 
 HEADER = [
     "index", "timestamp", "src", "dst", "protocol", "src_port", "dst_port",
@@ -43,7 +43,7 @@ class DecisionLog:
             values["proposed_keep"] = trace.keep
         elif decision.kind == "no_rule_matched" and trace.facts is not None:
             # no analyzer rule fired: say what the analyzer did see
-            for name in type(trace.facts).__slots__:
+            for name in _fact_names(trace.analyzer):
                 value = getattr(trace.facts, name)
                 if value is True:
                     values[f"{trace.analyzer}.{name}"] = value

@@ -14,7 +14,7 @@ from ..grammar import build_evaluator
 from .cli import UsageError, parse_options
 from .decision_log import address
 from .decode import decode
-from .fact_values import fact_values, facts_used, format_facts
+from .fact_values import _fact_names, fact_values, facts_used, format_facts
 from .pcap_reader import PcapReader, PcapReadError
 
 
@@ -82,7 +82,7 @@ def _story(out, evaluator, index, ts_ns, data, orig_len, out_len, did, before) -
     w("state before:\n" + "".join(line + "\n" for line in before))
     if trace.analyzer:
         facts = trace.facts
-        shown = " ".join(f"{k}={getattr(facts, k)}" for k in type(facts).__slots__)
+        shown = " ".join(f"{k}={getattr(facts, k)}" for k in _fact_names(trace.analyzer))
         w(f"{trace.analyzer} analyzer facts:\n  {shown}\n")
     w("rules tried:\n")
     rules = {r.id: r for r in evaluator_rules(evaluator)}

@@ -50,5 +50,12 @@ def fact_values(names: list[str], section: str, data: bytes, orig_len: int, trac
     return out
 
 
+def _fact_names(analyzer: str) -> list[str]:
+    """Attribute names of an analyzer's facts object, in declaration order."""
+    from .analyzers import ANALYZERS
+
+    return [f.source.split(".", 1)[1] for f in ANALYZERS[analyzer].facts.values()]
+
+
 def format_facts(values: dict[str, object]) -> str:
     return " ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items())

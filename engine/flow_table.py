@@ -33,12 +33,13 @@ class FlowTable(Generic[S]):
         state = entries.pop(key, None)
         if state is None:
             return None
-        if self.idle_timeout_ns and now_ns - self.last_seen[key] > self.idle_timeout_ns:
-            del self.last_seen[key]
-            self.expirations += 1
-            return None
-        entries[key] = state
-        self.last_seen[key] = now_ns
+        if self.idle_timeout_ns:  # last_seen is kept only when an idle timeout is set
+            if now_ns - self.last_seen[key] > self.idle_timeout_ns:
+                del self.last_seen[key]
+                self.expirations += 1
+                return None
+            self.last_seen[key] = now_ns
+        entries[key] = state  # re-inserted last: most recently used
         return state
 
     def get_or_create(self, key: object, now_ns: int, factory: Callable[[], S]) -> S:
@@ -53,12 +54,13 @@ class FlowTable(Generic[S]):
         if len(entries) >= self.max_flows:
             oldest = next(iter(entries))
             del entries[oldest]
-            del self.last_seen[oldest]
+            self.last_seen.pop(oldest, None)
             self.evictions += 1
         entries[key] = state
-        self.last_seen[key] = now_ns
+        if self.idle_timeout_ns:
+            self.last_seen[key] = now_ns
         return state
 
     def delete(self, key: object) -> None:
         if self.entries.pop(key, None) is not None:
-            del self.last_seen[key]
+            self.last_seen.pop(key, None)

@@ -53,7 +53,7 @@ class PcapWriter:
         self.path = path
         self.snaplen = snaplen
         self.records = 0
-        self.bytes_written = 0
+        self._flushed = 0
         self._buffer_size = buffer_size
         self._pending = bytearray()
         self._pack_record = _RECORD_HEADER.struct.pack
@@ -68,7 +68,6 @@ class PcapWriter:
             except OSError as exc:
                 raise PcapWriteError(_os_error("open", path, exc)) from None
         self._pending += global_header(snaplen)
-        self.bytes_written = len(self._pending)
         try:
             self.flush()  # the header is on disk before the first packet arrives
         except PcapWriteError:
@@ -79,20 +78,25 @@ class PcapWriter:
         """Append one record: the first ``incl_len`` bytes of ``data``, the
         timestamp truncated to whole microseconds (§11.3), orig_len never
         below incl_len (§6.4)."""
-        if incl_len > len(data):
-            raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
+        size = len(data)
+        if incl_len > size:
+            raise ValueError(f"incl_len {incl_len} exceeds the {size} byte(s) of packet data")
         if self._file is None:
             raise ValueError(f"write to closed output file '{self.path}'")
-        us = ts_ns // 1000
+        sec, usec = divmod(ts_ns // 1000, 1_000_000)
         pending = self._pending
         pending += self._pack_record(
-            (us // 1_000_000) & 0xFFFFFFFF, us % 1_000_000, incl_len, max(orig_len, incl_len)
+            sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len
         )
-        pending += data if incl_len == len(data) else memoryview(data)[:incl_len]
+        pending += data if incl_len == size else data[:incl_len]
         self.records += 1
-        self.bytes_written += 16 + incl_len
         if len(pending) >= self._buffer_size:
             self.flush()
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the resulting file so far, buffered ones included."""
+        return self._flushed + len(self._pending)
 
     def flush(self) -> None:
         """Hand every buffered (whole) record to the OS."""
@@ -113,6 +117,7 @@ class PcapWriter:
             raise PcapWriteError(_os_error("write", self.path, exc)) from None
         finally:
             view.release()
+        self._flushed += len(self._pending)
         self._pending.clear()
 
     def close(self) -> None:

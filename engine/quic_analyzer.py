@@ -51,19 +51,19 @@ class QuicFlowState:
 
 
 class QuicFacts:
-    __slots__ = tuple(f.source.split(".", 1)[1] for f in QUIC_FACTS.values())
+    """What the walk saw in one datagram (the ``quic.*`` facts); class
+    attributes are the defaults."""
 
-    def __init__(self) -> None:
-        self.long_headers = 0
-        self.malformed = False
-        self.only_long_headers = False
-        self.trailing_bytes = False
-        self.short_header = False
-        self.short_offset = 0
-        self.short_len = 0
-        self.dcid_known = False
-        self.dcid_len = 0
-        self.dcid_matched = False
+    long_headers = 0
+    malformed = False
+    only_long_headers = False
+    trailing_bytes = False
+    short_header = False
+    short_offset = 0
+    short_len = 0
+    dcid_known = False
+    dcid_len = 0
+    dcid_matched = False
 
 
 class QuicAnalyzer:
@@ -138,12 +138,10 @@ class QuicAnalyzer:
             if length is None or p + length[1] + length[0] > end:
                 return None
             size = p + length[1] + length[0] - o
+        flow = self.flows.get_or_create(key, ts_ns, QuicFlowState)
         if scid_len:
-            flow = self.flows.get_or_create(key, ts_ns, QuicFlowState)
             if a_to_b:
                 flow.scid_a = scid
             else:
                 flow.scid_b = scid
-        else:
-            self.flows.get_or_create(key, ts_ns, QuicFlowState)
         return size

@@ -19,7 +19,10 @@ from .facts import table
 from .flow_table import FlowTable
 
 _RECORD = Layout(tls_format.tls_record_header)
-_RECORD_LEN = _RECORD.reader("length")
+# The u16 length is read as two bytes at its schema offset (cheaper than a
+# struct call per record); the assert keeps this tied to the schema.
+_LEN_AT = _RECORD.fields["length"].offset
+assert _RECORD.fields["length"].code == "H" and _RECORD.byte_order == ">"
 _HEADER_SIZE = _RECORD.size
 _VERSION_AT = _RECORD.fields["version_major"].offset
 _TYPES = tls_format.RECORD_CONTENT_TYPES
@@ -77,25 +80,23 @@ class TlsDirectionState:
 
 
 class TlsFacts:
-    """What the walk saw in one segment (the ``tls.*`` facts)."""
+    """What the walk saw in one segment (the ``tls.*`` facts).  Class
+    attributes are the defaults; a segment stores only what it changes."""
 
-    __slots__ = tuple(f.source.split(".", 1)[1] for f in TLS_FACTS.values())
-
-    def __init__(self) -> None:
-        self.no_record = False
-        self.malformed = False
-        self.boundary_reset = False
-        self.boundary_parsed = False
-        self.middle_continuation = False
-        self.final_continuation = False
-        self.appdata_started = False
-        self.appdata_offset = -1
-        self.appdata_visible = 0
-        self.non_appdata_after = False
-        self.synchronized = False
-        self.confirmed = False
-        self.seen_app_data = False
-        self.records = 0
+    no_record = False
+    malformed = False
+    boundary_reset = False
+    boundary_parsed = False
+    middle_continuation = False
+    final_continuation = False
+    appdata_started = False
+    appdata_offset = -1
+    appdata_visible = 0
+    non_appdata_after = False
+    synchronized = False
+    confirmed = False
+    seen_app_data = False
+    records = 0
 
     def _state(self, s: TlsDirectionState | None) -> TlsFacts:
         if s is not None:
@@ -119,14 +120,21 @@ class TlsAnalyzer:
         f = TlsFacts()
         flows = self.flows
         key = (d.src_addr, d.dst_addr, d.src_port, d.dst_port)
-        rkey = (d.dst_addr, d.src_addr, d.dst_port, d.src_port)
         if d.tcp_flags & _SYN_OR_RST:  # step 1: a new or aborted connection
             flows.delete(key)
-            flows.delete(rkey)
+            flows.delete((d.dst_addr, d.src_addr, d.dst_port, d.src_port))
         n = d.payload_len
         if n == 0:  # step 2
             return f._state(flows.get(key, ts_ns))
-        s = flows.get_or_create(key, ts_ns, TlsDirectionState)
+        if flows.idle_timeout_ns:
+            s = flows.get_or_create(key, ts_ns, TlsDirectionState)
+        else:  # the common case, inlined: refresh as most recently used
+            entries = flows.entries
+            s = entries.pop(key, None)
+            if s is None:
+                s = flows.put(key, TlsDirectionState(), ts_ns)
+            else:
+                entries[key] = s
         was_confirmed = s.confirmed
         seq = d.tcp_seq
         if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission
@@ -180,8 +188,9 @@ class TlsAnalyzer:
             f.records += 1
             if ctype == _HANDSHAKE:
                 s.confirmed = True
+                rkey = (d.dst_addr, d.src_addr, d.dst_port, d.src_port)
                 flows.get_or_create(rkey, ts_ns, TlsDirectionState).confirmed = True
-            total = _HEADER_SIZE + _RECORD_LEN(data, p)
+            total = _HEADER_SIZE + (data[p + _LEN_AT] << 8 | data[p + _LEN_AT + 1])
             rem = n - off
             if ctype == _APPDATA:
                 s.seen_app_data = True

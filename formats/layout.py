@@ -99,6 +99,12 @@ class Layout:
     def offset(self, name: str) -> int:
         return self.fields[name].offset
 
+    def word(self, name: str) -> tuple[int, int, int]:
+        """``(index, shift, mask)`` of a field in ``struct.unpack()``'s result:
+        ``(words[index] >> shift) & mask`` is its value (mask -1: whole word)."""
+        f = self.fields[name]
+        return f.index, f.shift, (-1 if f.mask is None else f.mask)
+
     def reader(self, name: str):
         """``read(buf, base) -> value`` for one field, bit fields included."""
         field = self.fields[name]

@@ -25,7 +25,10 @@ def load_policy(path: str) -> Policy:
         raise PolicyError(path, "", 0, 0, f"cannot read rule file: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise PolicyError(path, "", 0, 0, f"rule file is not UTF-8 text ({e.reason})") from None
-    return check_policy(parse_policy(source, path))
+    try:
+        return check_policy(parse_policy(source, path))
+    except RecursionError:
+        raise PolicyError(path, source, 0, 0, "an expression nests too deeply") from None
 
 
 def shipped_policy_path(name: str) -> str:

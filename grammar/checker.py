@@ -17,6 +17,7 @@ from . import ast
 from .errors import PolicyError
 
 FUNCTIONS = {"min", "max"}
+MAX_DEPTH = 64  # well past any readable rule, well below CPython's parser limits
 PACKET_NAMESPACES = ("frame", "decode", "ip", "tcp", "udp")
 
 
@@ -126,6 +127,9 @@ class Checker:
             self._expect(rule.keep, "int", facts, scope, "'keep'")
             if rule.min_saved is not None:
                 self._expect(rule.min_saved, "int", facts, scope, "'min_saved'")
+            if rule.section == "packet" and rule.otherwise is None:
+                raise self.error(rule.keep.pos, "a 'keep' in 'on packet' needs an 'otherwise' reason: "
+                                 "no analyzing rule gives one when the cut saves too little")  # fmt: skip
         elif rule.otherwise is not None:
             raise self.error(rule.otherwise.pos, "'otherwise' needs a 'keep' clause")
         for outcome in (rule.outcome, rule.otherwise):
@@ -151,6 +155,11 @@ class Checker:
             raise self.error(expr.pos, f"{what} must be {_TYPE_NAMES[want]}, not {_TYPE_NAMES[got]}")
 
     def type_of(self, e: ast.Expr, facts: dict[str, Fact], scope: dict[str, str]) -> str:
+        if _depth(e) > MAX_DEPTH:
+            raise self.error(e.pos, f"expression nests more than {MAX_DEPTH} levels deep")
+        return self._type_of(e, facts, scope)
+
+    def _type_of(self, e: ast.Expr, facts: dict[str, Fact], scope: dict[str, str]) -> str:
         if isinstance(e, ast.Number):
             return "int"
         if isinstance(e, ast.Bool):
@@ -210,6 +219,21 @@ class Checker:
             raise self.error(e.pos, f"cannot compare {_TYPE_NAMES[left]} {e.op} "
                              f"{_TYPE_NAMES[right]}")  # fmt: skip
         return "bool"
+
+
+def _depth(e: ast.Expr) -> int:
+    """Nesting depth, iteratively (a deep tree must not exhaust our own stack)."""
+    deepest, stack = 0, [(e, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, ast.Call):
+            stack.extend((a, level + 1) for a in node.args)
+        elif isinstance(node, ast.Unary):
+            stack.append((node.operand, level + 1))
+        elif isinstance(node, ast.Binary):
+            stack.extend(((node.left, level + 1), (node.right, level + 1)))
+    return deepest
 
 
 _TYPE_NAMES = {"int": "a number", "bool": "true/false", "ports": "a port list", "str": "text"}

@@ -71,11 +71,19 @@ class _Emitter:
         if isinstance(e, ast.NameRef):
             return scope[e.name]
         if isinstance(e, ast.Call):
-            return f"{e.func}({', '.join(self.expr(a, section, scope) for a in e.args)})"
+            return _min_max(e.func, [self.expr(a, section, scope) for a in e.args])
         if isinstance(e, ast.Unary):
-            return f"(not {self.expr(e.operand, section, scope)})"
+            inner = self.expr(e.operand, section, scope)
+            if inner in _CONSTANTS:
+                return repr(not _CONSTANTS[inner])
+            if inner.startswith("(not ") and inner.endswith(")"):  # not not x -> x
+                return f"bool({inner[5:-1]})"
+            return f"(not {inner})"
         if isinstance(e, ast.Binary):
-            return f"({self.expr(e.left, section, scope)} {e.op} {self.expr(e.right, section, scope)})"
+            left, right = self.expr(e.left, section, scope), self.expr(e.right, section, scope)
+            if e.op in ("and", "or"):
+                return _bool_op(e.op, left, right)
+            return f"({left} {e.op} {right})"
         raise AssertionError(e)
 
     def config_value(self, key: str) -> str:
@@ -95,6 +103,9 @@ class _Emitter:
         self.emit(1, "inconsistent = orig_len < n")
         baseline = self.expr(p.baseline, "packet", {}) if p.baseline else "eff"
         self.emit(1, f"baseline = {baseline}")
+        if baseline != "eff" and not baseline.startswith("(eff if eff <= "):
+            # a custom baseline may not exceed the bytes there are, nor go below 0
+            self.emit(1, "baseline = eff if baseline > eff else (0 if baseline < 0 else baseline)")
         if self.traced:
             self.emit(1, "_trace.decoded = _trace.facts = _trace.analyzer = _trace.keep = None")
             self.emit(1, "_trace.tried = []")
@@ -159,6 +170,36 @@ class _Emitter:
         for index, sub in enumerate(self.policy.sections.get(rule.analyze, [])):
             self.rule(sub, 1000 * (1 + list(ANALYZERS).index(spec.name)) + index, depth, fallback)
         self.emit(depth, f"return baseline, {fallback}")
+
+
+_CONSTANTS = {"True": True, "False": False}
+
+
+def _bool_op(op: str, left: str, right: str) -> str:
+    """``and``/``or`` with config booleans folded away (``x and True`` -> ``x``)."""
+    for const, other in ((left, right), (right, left)):
+        if const in _CONSTANTS:
+            value = _CONSTANTS[const]
+            if op == "and":
+                return other if value else "False"
+            return "True" if value else other
+    return f"({left} {op} {right})"
+
+
+def _min_max(func: str, args: list[str]) -> str:
+    """min()/max() with the constant arguments folded into one, and the
+    two-argument form written as a conditional (no builtin call per packet)."""
+    consts = [int(a) for a in args if a.lstrip("-").isdigit()]
+    others = [a for a in args if not a.lstrip("-").isdigit()]
+    if consts:
+        others.append(str(min(consts) if func == "min" else max(consts)))
+    if len(others) == 1:
+        return others[0]
+    if len(others) == 2:
+        a, b = others
+        op = "<=" if func == "min" else ">="
+        return f"({a} if {a} {op} {b} else {b})"
+    return f"{func}({', '.join(others)})"
 
 
 def _needs_decode(rule: ast.Rule) -> bool:

@@ -12,7 +12,7 @@ class PolicyError(Exception):
         if line <= 0:
             super().__init__(f"{path}: {message}")
             return
-        lines = source.splitlines()
+        lines = source.split("\n")  # lark counts lines by \n only
         text = lines[line - 1] if 0 < line <= len(lines) else ""
         caret = " " * (max(column, 1) - 1) + "^"
         super().__init__(f"{path}:{line}:{column}: {message}\n    {text}\n    {caret}")
