@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -67,7 +68,8 @@ def _offline(opts: dict) -> int:
         pipeline = make_pipeline(policy, config, writer, log)
         progress = _Progress() if sys.stderr.isatty() else None
         error = None
-        interrupted = False
+        interrupted = 0
+        previous = _stop_on_sigterm()
         try:
             frames = iter(reader)
             while pipeline.run(frames, PROGRESS_CHUNK) == PROGRESS_CHUNK:
@@ -76,8 +78,11 @@ def _offline(opts: dict) -> int:
         except PcapReadError as e:
             error = f"Offline feed error: {e}"
         except KeyboardInterrupt:
-            interrupted = True
+            interrupted = signal.SIGINT
+        except _Terminated:
+            interrupted = signal.SIGTERM
         finally:
+            signal.signal(signal.SIGTERM, previous)
             if progress:
                 progress.clear()
             try:
@@ -92,13 +97,28 @@ def _offline(opts: dict) -> int:
         raise Failure(error)
     out = sys.stderr if output_path == "-" else sys.stdout
     if interrupted:
+        # every record written so far is whole and flushed; the exit status is
+        # what the default action of the signal would have given (SPEC §2.1)
         out.write(f"Offline feed interrupted after {pipeline.packets} packets.\n")
         out.write(pipeline.stats().block())
-        return 130
+        return 128 + interrupted
     out.write(f"Offline feed completed.\ninput: {input_path}\noutput: {output_path}\n")
     if config["stats.enabled"]:
         out.write(pipeline.stats().block())
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived during an offline run."""
+
+
+def _stop_on_sigterm():
+    """SIGTERM stops an offline run like Ctrl+C: flush, report, exit."""
+
+    def handler(signum, frame):
+        raise _Terminated
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _open_decision_log(opts: dict):
