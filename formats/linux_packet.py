@@ -22,11 +22,26 @@ PACKET_OUTGOING = 4
 PACKET_FANOUT_HASH = 0
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 
+# Socket-level (SOL_SOCKET) options the socket module lacks, asm-generic/socket.h values
+# (x86, arm, arm64, riscv, powerpc, s390; not alpha/mips/parisc/sparc).
+SO_RCVBUFFORCE = 33  # like SO_RCVBUF but past net.core.rmem_max; needs CAP_NET_ADMIN
+SO_TIMESTAMPNS_NEW = 64  # kernel >= 5.1; the cmsg carries a __kernel_timespec (64-bit on every ABI)
+SCM_TIMESTAMPNS_NEW = SO_TIMESTAMPNS_NEW
+
+ETH_ALEN = 6
+ETH_P_8021Q = 0x8100
+
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
 TP_STATUS_VLAN_VALID = 1 << 4
 TP_STATUS_VLAN_TPID_VALID = 1 << 6
 TPACKET_ALIGNMENT = 16
+
+
+def tpacket_align(n: int) -> int:
+    """TPACKET_ALIGN(): round up to TPACKET_ALIGNMENT."""
+    return (n + TPACKET_ALIGNMENT - 1) & ~(TPACKET_ALIGNMENT - 1)
+
 
 tpacket_req3 = cs.Struct(
     "tp_block_size" / cs.Int32un,
@@ -104,3 +119,6 @@ packet_mreq = cs.Struct(
     "mr_alen" / cs.Int16un,
     "mr_address" / cs.Bytes(8),
 )
+
+# The SCM_TIMESTAMPNS_NEW payload.
+kernel_timespec = cs.Struct("tv_sec" / cs.Int64sn, "tv_nsec" / cs.Int64sn)
