@@ -101,3 +101,18 @@ def test_an_unexpected_error_shows_no_traceback_unless_debug(tmp_path, monkeypat
     assert cli.main(args) == 1
     with pytest.raises(RuntimeError):
         cli.main([*args, "--debug"])
+
+
+def test_the_truncated_tail_fixture_writes_3_records_then_the_exact_error_and_exit_1(tmp_path):
+    out = tmp_path / "out.pcap"
+    config = config_with_output(tmp_path, CONFIG, out)
+    truncated = GOLDEN.parent / "upstream_extra" / "truncated_tail_test_1.pcap"
+    result = run_cli("--config", str(config), "--offline-input", str(truncated))
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        "Offline feed error: packet 3 at file offset 2750: unexpected EOF while reading packet payload; "
+        "expected 4438 byte(s), available 1774 byte(s), missing 2664 byte(s)\n"
+    )
+    assert result.stdout == b""  # no stats after a reader error (SPEC §12.2)
+    assert len(list(PcapReader(str(out)))) == 3
+    assert tshark_count(out) == 3

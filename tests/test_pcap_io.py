@@ -20,9 +20,9 @@ from pcapconstrictor.engine import pcap_reader
 from pcapconstrictor.engine.pcap_reader import PcapReader, PcapReadError
 from pcapconstrictor.engine.pcap_writer import PcapWriteError, PcapWriter
 
-FIXTURES = Path("/work/shared/fixtures/upstream")
-TRUNCATED = FIXTURES / "truncated" / "truncated_tail_test_1.pcap"
-PCAPNG = FIXTURES / "pcapng" / "tls_quic_test_1.pcapng"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TRUNCATED = FIXTURES / "upstream_extra" / "truncated_tail_test_1.pcap"
+PCAPNG = FIXTURES / "upstream_extra" / "tls_quic_test_1.pcapng"
 GOLDEN_INPUTS = sorted((FIXTURES / "golden").glob("*/input.pcap"))
 
 MAGIC = {  # (big_endian, nanosecond) -> magic as written
