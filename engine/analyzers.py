@@ -16,6 +16,7 @@ class Option:
     default: object
     choices: tuple[str, ...] = ()
     doc: str = ""
+    minimum: int = 0
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class AnalyzerSpec:
 
 
 _FLOW_OPTIONS = {
-    "max_flows": Option("int", 1 << 20, doc="flow-table bound; least recently used evicted"),
+    "max_flows": Option("int", 1 << 20, doc="flow-table bound; least recently used evicted", minimum=1),
     "idle_timeout_sec": Option("int", 0, doc="forget flows idle this long (0: never)"),
 }
 

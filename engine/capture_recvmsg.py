@@ -39,11 +39,11 @@ class RecvmsgCapture:
     name = "recvmsg"
     flush_each_batch = False
 
-    def __init__(self, interface: str, promiscuous: bool, max_capture_len: int) -> None:
+    def __init__(self, interface: str, promiscuous: bool, max_capture_len: int, capture_filter=None) -> None:
         self.receive_errors = 0
         self.buffer_size = max(max_capture_len, 65535)
         self._pending_error: CaptureError | None = None
-        self.packet_socket = PacketSocket(interface)
+        self.packet_socket = PacketSocket(interface, capture_filter)
         try:
             self._configure(self.packet_socket)
             self.packet_socket.bind(promiscuous)

@@ -61,7 +61,7 @@ class TpacketCapture:
     flush_each_batch = True  # a block is the unit the kernel hands over: flush after each
 
     def __init__(self, interface: str, promiscuous: bool, block_size: int, block_count: int,
-                 frame_size: int, block_timeout_ms: int) -> None:  # fmt: skip
+                 frame_size: int, block_timeout_ms: int, capture_filter=None) -> None:  # fmt: skip
         if not interface:
             raise CaptureError("missing interface name")
         validate_ring(block_size, block_count, frame_size)
@@ -70,7 +70,7 @@ class TpacketCapture:
         self.receive_errors = 0
         self._block = 0  # the next block to read, in ring order
         self.ring: mmap.mmap | None = None
-        self.packet_socket = PacketSocket(interface)
+        self.packet_socket = PacketSocket(interface, capture_filter)
         try:
             self._map_ring(block_size, block_count, frame_size, block_timeout_ms)
             self.packet_socket.bind(promiscuous)

@@ -23,15 +23,27 @@ Records packets constricted: TLS Application Data and matched QUIC short-header
 packets keep only their first bytes, everything else follows the snap lengths.
 The original length is always kept in each record header.
 
-  --config <file>          INI config (see README: keys and defaults)
-  --offline-input <pcap>   read a classic PCAP instead of capturing live;
-                           output goes to capture.output
+  --config <file>          INI config (see README: keys and defaults); a .yaml or .yml
+                           file holds the same sections and keys in YAML
+  --offline-input <pcap>   read a classic PCAP ('-' = standard input) instead of capturing
+                           live; output goes to capture.output
   --rules <file>           use this rule file instead of the shipped policy
                            selected by tls.app_data_continuation_policy
   --decision-log <csv>     write one row per packet: lengths, reason, rule, facts
+  --output <path>          write here instead of capture.output; '-' = standard output
+                           (a PCAP stream for a pipe; every message then goes to stderr)
+  --filter <expression>    capture filter in tcpdump syntax, instead of capture.filter;
+                           live it runs in the kernel, offline on each input frame
+  <expression>             the same, tcpdump style: words after the options
+  --user <name>            live (or offline) as root: become <name> once the socket is open
+                           and the output created, like tcpdump -Z
+  --list-interfaces        list interfaces: index, name, link type, state, MTU
   --debug                  show a traceback on errors
   --version                print the version
   --help, -h               this text
+
+Output: capture.format pcap|pcapng|auto (auto: pcapng for a .pcapng output);
+rotation: capture.rotate_bytes, capture.rotate_seconds, capture.rotate_files.
 
 Commands:
   {PROG} audit --config <file> [--rules <file>] [--format text|yaml]
@@ -80,17 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--version"]:
         sys.stdout.write(f"{PROG} {VERSION}\n")
         return 0
+    if argv == ["--list-interfaces"]:
+        from .interfaces import list_interfaces
+
+        return list_interfaces()
     debug = "--debug" in argv
     try:
         from . import commands  # deferred: construct and lark load here
 
         if argv and argv[0] in commands.SUBCOMMANDS:
             return commands.SUBCOMMANDS[argv[0]](argv[1:])
-        opts = parse_options(
-            argv, {"--debug"}, {"--config", "--offline-input", "--rules", "--decision-log"}
-        )
-        if "--config" not in opts or opts["positional"]:
+        opts = parse_options(argv, {"--debug"}, {"--config", "--offline-input", "--rules", "--decision-log",
+                                                 "--output", "--filter", "--user"})  # fmt: skip
+        if "--config" not in opts:
             raise UsageError("--config is required")
+        if opts["positional"]:  # tcpdump style: a trailing expression is the capture filter
+            if "--filter" in opts:
+                raise UsageError("a filter expression after the options and --filter: give one")
+            opts["--filter"] = " ".join(map(str, opts["positional"]))  # type: ignore[call-overload]
+            opts["positional"] = []
         if "--offline-input" in opts:
             return commands.offline(opts)
         return commands.live(opts)

@@ -8,12 +8,13 @@ import sys
 import time
 
 from ..grammar import PolicyError
+from . import run_options
 from .cli import UsageError, parse_options
 from .config import ConfigError, load_config
 from .pcap_reader import PcapReader, PcapReadError
-from .pcap_writer import PcapWriteError, PcapWriter
+from .pcap_writer import PcapWriteError
 from .policy_select import select_policy
-from .runner import make_pipeline, output_snaplen
+from .runner import make_pipeline
 
 PROGRESS_CHUNK = 1 << 16  # packets between progress checks
 
@@ -27,9 +28,13 @@ def _load(opts: dict):
         config = load_config(str(opts["--config"]))
     except ConfigError as e:
         raise Failure(f"Configuration error: {e}") from None
+    run_options.apply_command_line(config, opts)  # issue 8: --output, --filter
     try:
         policy = select_policy(config, opts.get("--rules"))
+        run_options.compile_capture_filter(config)  # a bad filter fails before anything opens
     except PolicyError as e:
+        raise Failure(str(e)) from None
+    except run_options.SetupError as e:
         raise Failure(str(e)) from None
     return config, policy
 
@@ -62,16 +67,24 @@ def _offline(opts: dict) -> int:
             raise Failure(f"Offline feed error: output file '{output_path}' is the input file")
         log = _open_decision_log(opts)
         try:
-            writer = PcapWriter(output_path, output_snaplen(config))
+            writer = run_options.open_output(config, opts)  # pcap or pcapng, rotated or not
         except PcapWriteError as e:
             raise Failure(f"Offline feed error: {e}") from None
+        except run_options.SetupError as e:
+            raise Failure(str(e)) from None
+        capture_filter = run_options.compile_capture_filter(config)
         pipeline = make_pipeline(policy, config, writer, log)
+        try:
+            run_options.drop_privileges(opts, writer)  # --user: no frame is read as root
+        except run_options.SetupError as e:
+            writer.close()
+            raise Failure(str(e)) from None
         progress = _Progress() if sys.stderr.isatty() else None
         error = None
         interrupted = 0
         previous = _stop_on_sigterm()
         try:
-            frames = iter(reader)
+            frames = iter(reader) if capture_filter is None else capture_filter.select(reader)
             while pipeline.run(frames, PROGRESS_CHUNK) == PROGRESS_CHUNK:
                 if progress:
                     progress.show(pipeline)

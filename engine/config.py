@@ -4,6 +4,8 @@ Matches the upstream loader byte for byte: the same syntax, defaults and error m
 same per-section order of checks, because that order decides which message a bad line gets
 (§5.4). Differences on purpose: `tls.app_data_continuation_policy` accepts stream and bulk
 (DECISIONS.md #7), and three extension keys bound the flow tables and the flush period (#6).
+Issue 8 adds capture.filter, capture.format and three rotation keys; a `.yaml`/`.yml` config
+is read by `config_yaml` into the same table.
 
 Every key is one row of `KEYS`; parsing, defaults and the printed reference all come from it.
 """
@@ -20,6 +22,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 PORT_MAX = 65535
+YAML_EXTENSIONS = (".yaml", ".yml")
 
 
 class ConfigError(Exception):
@@ -138,6 +141,7 @@ _QUIC_BOOL = "invalid boolean for [quic]"
 _POLICY_ERROR = (
     "invalid value for tls.app_data_continuation_policy; expected final_only, stream, or bulk"
 )
+_FORMAT_ERROR = "invalid value for capture.format; expected auto, pcap, or pcapng"
 
 _TABLE = (
     KeySpec("general.min_saved_bytes_per_packet", "u32", 16, _GENERAL_INT,
@@ -173,6 +177,23 @@ _TABLE = (
             "tpacket_v3 block retire timeout"),
     KeySpec("capture.flush_interval_ms", "u32", 1000, _CAPTURE_INT,
             "extension: live: flush the output file at least this often", by_name=False),
+    KeySpec("capture.workers", "u32", 1, _CAPTURE_INT,
+            "extension: live: capture processes sharing the interface by PACKET_FANOUT; > 0",
+            by_name=False),
+    # Issue 8 extensions: capture filter, output format, rotation (README "Output formats, ...").
+    KeySpec("capture.filter", "string", "", "",
+            "extension: capture filter in tcpdump syntax, live and offline; empty = every frame"),
+    KeySpec("capture.format", "enum", "auto", _FORMAT_ERROR,
+            "extension: output format; auto = pcapng for a .pcapng output, else classic PCAP",
+            choices=("auto", "pcap", "pcapng")),
+    KeySpec("capture.rotate_bytes", "u64", 0, _CAPTURE_INT,
+            "extension: start a new output file before one would grow past this size; 0 = off"),
+    KeySpec("capture.rotate_seconds", "u32", 0, _CAPTURE_INT,
+            "extension: start a new output file each interval of this many seconds; 0 = off",
+            by_name=False),
+    KeySpec("capture.rotate_files", "u32", 0, _CAPTURE_INT,
+            "extension: keep at most this many rotated files, deleting the oldest; 0 = all",
+            by_name=False),
     KeySpec("tls.enabled", "bool", True, "invalid boolean for tls.enabled",
             "run the TLS engine on TCP packets to or from tls.ports"),
     KeySpec("tls.ports", "port list", (443, 8443), "invalid port list for tls.ports",
@@ -246,6 +267,7 @@ _FINAL_CHECKS: tuple[tuple[str, Callable[[dict[str, object]], bool]], ...] = (
     ("capture.ring_block_size must be a multiple of capture.ring_frame_size",
      lambda values: values["capture.ring_block_size"] % values["capture.ring_frame_size"] == 0),
     _positive("general.max_flows"),  # extension, after the upstream checks
+    _positive("capture.workers"),  # extension
 )
 
 
@@ -281,6 +303,10 @@ def load_config(path: str) -> Config:
             data = handle.read()
         except OSError:
             raise ConfigError(f"failed to read config file: {path}") from None
+    if path.lower().endswith(YAML_EXTENSIONS):  # issue 8: the same keys in YAML
+        from .config_yaml import parse_config_yaml
+
+        return parse_config_yaml(data, path)
     return parse_config_text(data.decode("utf-8", "surrogateescape"), path)
 
 

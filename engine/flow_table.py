@@ -17,6 +17,8 @@ class FlowTable(Generic[S]):
     """dict of flow key -> state, in least-recently-used order."""
 
     def __init__(self, max_flows: int, idle_timeout_ns: int = 0) -> None:
+        if max_flows < 1:
+            raise ValueError("a flow table needs room for at least one flow")
         self.max_flows = max_flows
         self.idle_timeout_ns = idle_timeout_ns
         self.entries: dict[object, S] = {}

@@ -13,10 +13,12 @@ import signal
 import sys
 import time
 
+from . import run_options
 from .config import Config
+from .interfaces import link_type_problem
 from .packet_socket import CaptureError
 from .pcap_writer import PcapWriteError, PcapWriter
-from .runner import Pipeline, make_pipeline, output_snaplen
+from .runner import Pipeline, make_pipeline
 
 MAX_WAIT_MS = 1000  # the longest a receive may block: how soon a signal is noticed (SPEC §4, §18)
 PROGRESS_PERIOD = 1.0
@@ -47,16 +49,20 @@ def open_backend(config: Config):
     """The configured backend, opened and bound (SPEC §13); raises CaptureError."""
     interface = str(config["capture.interface"])
     promiscuous = bool(config["capture.promiscuous"])
+    problem = link_type_problem(interface)  # issue 8: only Ethernet-framed interfaces
+    if problem:
+        raise CaptureError(problem)
+    capture_filter = run_options.compile_capture_filter(config)  # attached before bind()
     if config["capture.backend"] == "tpacket_v3":
         from .capture_tpacket import TpacketCapture
 
         return TpacketCapture(
             interface, promiscuous, config["capture.ring_block_size"], config["capture.ring_block_count"],
-            config["capture.ring_frame_size"], config["capture.block_timeout_ms"],
+            config["capture.ring_frame_size"], config["capture.block_timeout_ms"], capture_filter,
         )  # fmt: skip
     from .capture_recvmsg import RecvmsgCapture
 
-    return RecvmsgCapture(interface, promiscuous, config["capture.max_capture_len"])
+    return RecvmsgCapture(interface, promiscuous, config["capture.max_capture_len"], capture_filter)
 
 
 def banner(config: Config) -> str:
@@ -64,11 +70,15 @@ def banner(config: Config) -> str:
     lines = ["Starting live capture."]
     lines += [f"{key}: {_text(config[f'capture.{key}'])}" for key in (
         "backend", "interface", "promiscuous", "output", "default_snaplen", "max_capture_len")]  # fmt: skip
+    if config["capture.filter"]:  # issue 8: only when a filter is set, so upstream's banner stays
+        lines.insert(5, f"filter: {config['capture.filter']}")
     if config["capture.backend"] == "tpacket_v3":
         lines += [f"{key}: {config[f'capture.{key}']}" for key in (
             "ring_block_size", "ring_block_count", "ring_frame_size", "block_timeout_ms")]  # fmt: skip
     lines += [f"{key}: {config[f'capture.{key}']}" for key in ("max_packets", "duration_sec")
               if config[f"capture.{key}"]]  # fmt: skip
+    if config["capture.workers"] > 1:  # issue 5: only then, so upstream's banner stays
+        lines.append(f"workers: {config['capture.workers']}")
     lines.append("Press Ctrl+C to stop.")
     return "".join(line + "\n" for line in lines)
 
@@ -109,7 +119,9 @@ class LiveLoop:
         self.max_packets = config["capture.max_packets"]
         self.duration = config["capture.duration_sec"]
         interval_ms = config["capture.flush_interval_ms"]
-        self.flush_each_batch = backend.flush_each_batch or interval_ms == 0
+        # a pipe (issue 8) gets every batch at once: `... --output - | tshark -r -` is live
+        to_pipe = config["capture.output"] == "-"
+        self.flush_each_batch = backend.flush_each_batch or interval_ms == 0 or to_pipe
         self.flush_period = interval_ms / 1000 if interval_ms else math.inf
 
     def run(self) -> str:
@@ -154,6 +166,10 @@ def run_live(config: Config, policy, opts: dict) -> int:
 
 
 def _run(config: Config, policy, opts: dict, stop: StopRequest) -> int:
+    if config["capture.workers"] > 1:  # issue 5: N processes joined by PACKET_FANOUT
+        from .live_workers import run_workers
+
+        return run_workers(config, policy, opts, stop, lambda: open_backend(config))
     try:
         backend = open_backend(config)  # before the output file: a failure leaves no file (§2.2)
     except CaptureError as e:
@@ -168,16 +184,27 @@ def _record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> i
     """§2.2 steps 5-10 with an open backend."""
     output = str(config["capture.output"])
     out = sys.stderr if output == "-" else sys.stdout  # '-' keeps stdout for the PCAP
-    try:
-        writer = PcapWriter(output, output_snaplen(config))  # the global header goes out now
+    try:  # pcap or pcapng, rotated or not (issue 8); the file header goes out now
+        writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
     except PcapWriteError:
         return _fail(f"failed to open output file '{output}'.")
+    except run_options.SetupError as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
     try:
         log = _decision_log(opts)
     except OSError as e:
         writer.close()
         return _fail(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")
     pipeline = make_pipeline(policy, config, writer, log)
+    try:
+        run_options.drop_privileges(opts, writer)  # --user: never capture as root (tcpdump -Z)
+    except run_options.SetupError as e:
+        _close_quietly(writer)
+        if log is not None:
+            log.close()
+        sys.stderr.write(f"{e}\n")
+        return 1
     out.write(banner(config))
     out.flush()
     progress = LiveProgress(out) if output != "-" and out.isatty() else None

@@ -12,13 +12,16 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
 
 from ..formats import linux_packet as lp
 from ..formats.layout import Layout
+from .bpf import attach as attach_filter
 
 _MREQ = Layout(lp.packet_mreq).struct
 _STATS = Layout(lp.tpacket_stats)
 _STATS_V3 = Layout(lp.tpacket_stats_v3)
+_FANOUT = struct.Struct("=I")  # the PACKET_FANOUT argument: group id | (type | flags) << 16
 ARPHRD_LOOPBACK = 772  # linux/if_arp.h
 _VLAN_AT = 2 * lp.ETH_ALEN  # the tag goes between the MAC addresses and the EtherType
 
@@ -64,7 +67,7 @@ class PacketSocket:
     interface *and* ETH_P_ALL: no frame of another interface can be queued
     before bind (upstream opens with ETH_P_ALL and reads those frames)."""
 
-    def __init__(self, interface: str) -> None:
+    def __init__(self, interface: str, capture_filter=None) -> None:
         self.interface = interface
         self.ifindex = interface_index(interface)
         self.promiscuous = False
@@ -75,6 +78,13 @@ class PacketSocket:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except OSError as exc:
             raise os_failure("failed to create AF_PACKET socket", exc) from None
+        if capture_filter is not None:  # issue 8: before bind(), so no unwanted frame is ever queued
+            try:
+                attach_filter(self.sock, capture_filter.program)
+            except OSError as exc:
+                self.sock.close()
+                what = f"failed to attach capture filter '{capture_filter.expression}'"
+                raise os_failure(what, exc) from None
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -105,6 +115,12 @@ class PacketSocket:
 
     def _mreq(self) -> bytes:
         return _MREQ.pack(self.ifindex, lp.PACKET_MR_PROMISC, 0, b"")
+
+    def join_fanout(self, group: int, mode: int) -> None:
+        """PACKET_FANOUT: share the interface's frames with the other sockets of ``group``
+        (``mode``: type | flags).  After bind(): the kernel only adds a bound socket."""
+        value = _FANOUT.pack(group & 0xFFFF | mode << 16)  # bytes: the flags overflow a C int
+        self.set_option(lp.SOL_PACKET, lp.PACKET_FANOUT, value, "failed to join PACKET_FANOUT group")
 
     def read_statistics(self, v3: bool) -> tuple[int, int] | None:
         """Running totals of PACKET_STATISTICS (tp_packets includes the drops).  The

@@ -67,12 +67,20 @@ class PcapWriter:
                 self._file = open(path, "wb", buffering=0)  # closed in close()
             except OSError as exc:
                 raise PcapWriteError(_os_error("open", path, exc)) from None
-        self._pending += global_header(snaplen)
+        self._pending += self.file_header()
         try:
             self.flush()  # the header is on disk before the first packet arrives
         except PcapWriteError:
             self.close()
             raise
+
+    def file_header(self) -> bytes:
+        """What the file starts with; each file of a rotated capture starts with it too."""
+        return global_header(self.snaplen)
+
+    def record_size(self, incl_len: int) -> int:
+        """Bytes one record of ``incl_len`` captured bytes takes in the file."""
+        return _RECORD_HEADER.size + incl_len
 
     def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
         """Append one record: the first ``incl_len`` bytes of ``data``, the

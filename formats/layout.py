@@ -39,7 +39,8 @@ class Layout:
         self.schema = schema
         self.fields: dict[str, Field] = {}
         self._orders: set[str] = set()
-        codes: list[str] = []
+        codes: list[str] = []  # one per value struct.unpack() returns
+        parts: list[str] = []  # the struct format: the codes and pad bytes ("6x"), in order
         offset = 0
         for sub in _struct_of(schema).subcons:
             name = getattr(sub, "name", None)
@@ -52,11 +53,13 @@ class Layout:
                 if name:
                     self.fields[name] = Field(name, offset, size, code, len(codes), order)
                 codes.append(code)
+                parts.append(code)
             elif _is_bitstruct(inner):
                 size = inner.sizeof()
                 code = _INT_CODES[size]
                 word_index = len(codes)
                 codes.append(code)
+                parts.append(code)
                 if name:  # the whole word too, e.g. flags_fragment for "MF or offset"
                     self.fields[name] = Field(name, offset, size, code, word_index, ">")
                 self._add_bits(inner, offset, size, code, word_index)
@@ -66,9 +69,10 @@ class Layout:
                 if name:
                     self.fields[name] = Field(name, offset, size, code, len(codes))
                 codes.append(code)
+                parts.append(code)
             elif isinstance(sub, cs.Padded) or isinstance(inner, cs.Padded):
                 size = sub.sizeof()
-                codes.append(f"{size}x")
+                parts.append(f"{size}x")  # no value: later fields keep their unpack() index
                 offset += size
                 continue
             else:
@@ -80,7 +84,7 @@ class Layout:
         # order (sockaddr_ll mixes native and __be16: read it field by field).
         orders = self._orders or {"="}
         self.byte_order = orders.pop() if len(orders) == 1 else None
-        self.format = (self.byte_order + "".join(codes)) if self.byte_order else None
+        self.format = (self.byte_order + "".join(parts)) if self.byte_order else None
         self.struct = struct.Struct(self.format) if self.format else None
 
     def _add_bits(self, bits: cs.Construct, offset: int, size: int, code: str, index: int) -> None:

@@ -103,6 +103,8 @@ class Checker:
                                      + ", ".join(option.choices))  # fmt: skip
             else:
                 self._expect(expr, option.type, {}, {}, f"option '{key}'")
+                if isinstance(expr, ast.Number) and expr.value < option.minimum:
+                    raise self.error(expr.pos, f"option '{key}' must be at least {option.minimum}")
 
     def _rule(self, rule: ast.Rule, facts: dict[str, Fact]) -> None:
         if rule.outcome is None:

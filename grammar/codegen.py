@@ -16,6 +16,7 @@ from ..engine.decode import decode
 from ..engine.facts import DECODE_FACTS
 from . import ast
 from .checker import facts_for
+from .errors import PolicyError
 
 DECODE_NAMESPACES = {name.split(".", 1)[0] for name in DECODE_FACTS}
 
@@ -227,11 +228,17 @@ def analyzer_options(policy: ast.Policy, name: str, config: Config) -> dict[str,
     spec = ANALYZERS[name]
     values = {key: opt.default for key, opt in spec.options.items()}
     declared = policy.analyzers.get(name)
-    for key, (expr, _) in (declared.options.items() if declared else ()):
+    for key, (expr, pos) in (declared.options.items() if declared else ()):
         if isinstance(expr, ast.NameRef):
             values[key] = expr.name
-        else:
-            values[key] = eval(_Emitter(policy, config, False).expr(expr, "packet", {}))  # noqa: S307
+            continue
+        value = eval(_Emitter(policy, config, False).expr(expr, "packet", {}))  # noqa: S307
+        minimum = spec.options[key].minimum
+        if value < minimum:
+            path = pos.path or policy.path
+            raise PolicyError(path, policy.sources.get(path, policy.source), pos.line, pos.column,
+                              f"option '{key}' is {value} here; it must be at least {minimum}")  # fmt: skip
+        values[key] = value
     return values
 
 

@@ -50,6 +50,8 @@ class _ToAst(Transformer):
 
     # --- expressions
     def number(self, meta, c):
+        if len(c[0]) > 20:  # beyond any u64 a rule could compare with
+            raise self._error(self._pos(c[0]), f"number too long ({len(c[0])} digits)")
         return ast.Number(self._pos(c[0]), int(c[0]))
 
     def true(self, meta, c):
@@ -184,6 +186,8 @@ class _ToAst(Transformer):
                 text = f.read()
         except OSError as e:
             raise self._error(pos, f"cannot include '{_unquote(c[0])}': {e.strerror}") from None
+        except (ValueError, UnicodeDecodeError) as e:  # a NUL in the path, or not UTF-8 text
+            raise self._error(pos, f"cannot include '{_unquote(c[0])}': {e}") from None
         sub = _ToAst(target, text, self.stack + [os.path.abspath(target)], self.policy)
         _transform(sub, text, target)
         self.policy.includes.append(target)
@@ -217,6 +221,7 @@ def _transform(transformer: _ToAst, source: str, path: str) -> None:
         line, col = _end(source)
         raise PolicyError(path, source, line, col,
                           f"unexpected end of file; expected {_describe(set(e.expected))}") from None
+    _check_depth(tree, path, source)
     try:
         transformer.transform(tree)
     except lark.exceptions.VisitError as e:
@@ -225,6 +230,24 @@ def _transform(transformer: _ToAst, source: str, path: str) -> None:
         raise
 
 
+MAX_TREE_DEPTH = 200  # the transformer recurses; the checker's own limit (64) is stricter
+
+
+def _check_depth(tree: lark.Tree, path: str, source: str) -> None:
+    """Refuse absurdly deep parse trees before the recursive transform, at the
+    position of the first node past the limit."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            meta = node.meta
+            line, col = (meta.line, meta.column) if not meta.empty else (1, 1)
+            raise PolicyError(path, source, line, col, "an expression nests too deeply")
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+
+
 def _end(source: str) -> tuple[int, int]:
-    lines = source.splitlines() or [""]
+    lines = source.split("\n")  # as lark counts lines
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # a final newline does not start a line
     return len(lines), len(lines[-1]) + 1

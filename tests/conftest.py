@@ -42,3 +42,18 @@ def tshark_count(path: Path) -> int:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     return len(out.stdout.split())
+
+
+# --- Hypothesis profiles for the fuzz tests (issue 6) ---------------------------------------
+# "ci" is the default: 1,500 examples per target, the whole fuzz suite in under a
+# minute.  "long" is the run before a release (README "Fuzzing"):
+#   python -m pytest tests/test_fuzz_*.py --hypothesis-profile=long -q
+# Both skip Hypothesis' "explain" phase: on a slow target it can take minutes after a failure.
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+
+_FUZZ_PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+settings.register_profile("ci", max_examples=1_500, deadline=None, phases=_FUZZ_PHASES,
+                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+settings.register_profile("long", max_examples=100_000, deadline=None, phases=_FUZZ_PHASES,
+                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+settings.load_profile("ci")

@@ -30,6 +30,12 @@ DEFAULTS = {
     "capture.ring_frame_size": 2048,
     "capture.block_timeout_ms": 64,
     "capture.flush_interval_ms": 1000,
+    "capture.workers": 1,
+    "capture.filter": "",  # issue 8
+    "capture.format": "auto",
+    "capture.rotate_bytes": 0,
+    "capture.rotate_seconds": 0,
+    "capture.rotate_files": 0,
     "tls.enabled": True,
     "tls.ports": (443, 8443),
     "tls.app_data_keep_record_bytes": 256,
@@ -405,7 +411,7 @@ def test_invalid_unsigned_integer_for_capture_ring_option(key: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["max_packets", "duration_sec", "default_snaplen", "max_capture_len", "flush_interval_ms"],
+    ["max_packets", "duration_sec", "default_snaplen", "max_capture_len", "flush_interval_ms", "workers"],
 )
 def test_invalid_unsigned_integer_for_capture_option(key: str) -> None:
     assert error(f"[capture]\n{key} = -1\n") == (
@@ -431,6 +437,13 @@ def test_unknown_key_in_capture() -> None:
 
 def test_capture_extension_flush_interval_ms_is_parsed() -> None:
     assert value("capture", "flush_interval_ms", "250") == 250
+
+
+def test_capture_extension_workers_is_parsed_as_u32() -> None:
+    assert value("capture", "workers", "4") == 4
+    assert error("[capture]\nworkers = 4294967296\n") == (
+        "cfg.ini:2: invalid unsigned integer for capture option"
+    )
 
 
 # --- [general] ------------------------------------------------------------------------------
@@ -566,6 +579,7 @@ def test_unknown_key_in_stats_whatever_the_value(text: str) -> None:
             "capture.ring_block_size must be a multiple of capture.ring_frame_size",
         ),
         ("[general]\nmax_flows = 0", "general.max_flows must be greater than 0"),
+        ("[capture]\nworkers = 0", "capture.workers must be greater than 0"),
     ],
 )
 def test_final_check_is_reported_on_line_zero(text: str, message: str) -> None:
@@ -574,6 +588,7 @@ def test_final_check_is_reported_on_line_zero(text: str, message: str) -> None:
 
 def test_final_checks_run_in_spec_order() -> None:
     checks = [
+        ("capture", "workers = 0", "capture.workers must be greater than 0"),
         ("general", "max_flows = 0", "general.max_flows must be greater than 0"),
         (
             "capture",

@@ -1,0 +1,146 @@
+"""Output rotation (issue 8): a sink that writes successive files, like tcpdump's -C, -G, -W.
+
+Each file is a whole capture on its own (its own file header); every record goes to exactly
+one file, in order, so the files read one after the other are the unrotated capture.
+
+* by size (``capture.rotate_bytes``): a new file starts when the next record would make the
+  current one larger than the limit (a file holds at least one record, whatever its size);
+* by time (``capture.rotate_seconds``): a new file starts with the first record of each
+  interval, intervals aligned to the wall clock (60 = on the minute), judged by the record's
+  timestamp, so an offline run splits a file exactly where a live run would have;
+* a ring (``capture.rotate_files``): at most that many files are kept, the oldest deleted.
+
+Names: ``capture.output`` with ``_00001``, ``_00002``... before its extension; if it has a
+``%``, it is a strftime pattern expanded (local time) with the start of the file's interval
+(with time rotation; else its opening time), numbered too when sizes rotate or a name would
+repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+
+from .pcap_writer import PcapWriteError
+
+NS_PER_SECOND = 1_000_000_000
+
+
+def numbered(path: str, sequence: int) -> str:
+    """``dir/capture.pcap`` -> ``dir/capture_00001.pcap``."""
+    stem, extension = os.path.splitext(path)
+    return f"{stem}_{sequence:05d}{extension}"
+
+
+class FileNames:
+    """The name of each successive file of a rotated capture."""
+
+    def __init__(self, pattern: str, by_size: bool) -> None:
+        self.pattern = pattern
+        self.timed = "%" in pattern
+        self.always_numbered = by_size or not self.timed
+        self.sequence = 0
+        self._used: set[str] = set()
+
+    def next(self, start_ns: int) -> str:
+        self.sequence += 1
+        return self._name(start_ns)
+
+    def retime(self, old: str, start_ns: int) -> str:
+        """The current file's name for another start time (same sequence number)."""
+        self._used.discard(old)
+        return self._name(start_ns)
+
+    def _name(self, start_ns: int) -> str:
+        name = self.pattern
+        if self.timed:
+            name = time.strftime(name, time.localtime(start_ns // NS_PER_SECOND))
+        if self.always_numbered or name in self._used:
+            name = numbered(name, self.sequence)
+        self._used.add(name)
+        return name
+
+
+class RotatingSink:
+    """A sink over successive files opened by ``open_file(path)``; the first one at once,
+    so a capture that gets no packet is still one valid file."""
+
+    def __init__(self, open_file: Callable[[str], object], names: FileNames, *, rotate_bytes: int = 0,
+                 rotate_seconds: int = 0, rotate_files: int = 0,
+                 now_ns: Callable[[], int] = time.time_ns) -> None:  # fmt: skip
+        self._open_file = open_file
+        self._names = names
+        self._limit = rotate_bytes
+        self._period = rotate_seconds * NS_PER_SECOND
+        self._keep = rotate_files
+        self._boundary: int | None = None  # end of the current interval, from the first record
+        self.records = 0
+        self.files: deque[str] = deque()
+        self._current = self._open(now_ns())
+
+    @property
+    def path(self) -> str:
+        return self.files[-1]
+
+    def _open(self, start_ns: int):
+        path = self._names.next(start_ns)
+        current = self._open_file(path)
+        self.files.append(path)
+        while self._keep and len(self.files) > self._keep:
+            oldest = self.files.popleft()
+            try:
+                os.unlink(oldest)
+            except FileNotFoundError:
+                pass
+        return current
+
+    def _retime_first(self, start_ns: int) -> None:
+        """A timed name describes the file's interval: the first file, opened before any
+        record, takes the name of its first record's interval (an offline run, a capture
+        started just before a boundary)."""
+        old = self.files[-1]
+        new = self._names.retime(old, start_ns)
+        if new != old:
+            try:
+                os.replace(old, new)
+            except OSError as exc:
+                message = f"failed to rename output file '{old}' to '{new}': {exc.strerror}"
+                raise PcapWriteError(message) from None
+            self.files[-1] = self._current.path = new
+
+    def _rotate(self, start_ns: int):
+        self._current.close()
+        self._current = self._open(start_ns)
+        return self._current
+
+    def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
+        current = self._current
+        if self._period:
+            if self._boundary is None:
+                start = ts_ns - ts_ns % self._period
+                self._boundary = start + self._period
+                if self._names.timed and not current.records:
+                    self._retime_first(start)
+            elif ts_ns >= self._boundary:
+                start = ts_ns - ts_ns % self._period
+                self._boundary = start + self._period
+                current = self._rotate(start)
+        if (self._limit and current.records
+                and current.bytes_written + current.record_size(incl_len) > self._limit):  # fmt: skip
+            current = self._rotate(ts_ns)
+        current.write(ts_ns, data, incl_len, orig_len)
+        self.records += 1
+
+    def flush(self) -> None:
+        self._current.flush()
+
+    def close(self) -> None:
+        self._current.close()
+
+    def __enter__(self) -> RotatingSink:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,60 @@
+"""Network device ioctls (linux/sockios.h, linux/if.h, linux/if_arp.h): ``struct ifreq`` as the
+three views the recorder reads (flags, MTU, hardware address family), native byte order.
+"""
+
+import struct
+
+import construct as cs
+
+SIOCGIFFLAGS = 0x8913
+SIOCGIFMTU = 0x8921
+SIOCGIFHWADDR = 0x8927
+IFNAMSIZ = 16
+IFF_UP = 0x1
+IFF_RUNNING = 0x40
+
+# The ifreq union is as large as its largest member, struct ifmap: 2 longs and 5 bytes.
+_LONG = struct.calcsize("l")
+IFR_UNION_SIZE = max(16, -(-(2 * _LONG + 5) // _LONG) * _LONG)
+
+ifreq_flags = cs.Struct(
+    "ifr_name" / cs.Bytes(IFNAMSIZ),
+    "ifr_flags" / cs.Int16sn,
+    cs.Padding(IFR_UNION_SIZE - 2),
+)
+
+ifreq_mtu = cs.Struct(
+    "ifr_name" / cs.Bytes(IFNAMSIZ),
+    "ifr_mtu" / cs.Int32sn,
+    cs.Padding(IFR_UNION_SIZE - 4),
+)
+
+ifreq_hwaddr = cs.Struct(
+    "ifr_name" / cs.Bytes(IFNAMSIZ),
+    "sa_family" / cs.Int16un,  # an ARPHRD_* value: the link type
+    "sa_data" / cs.Bytes(14),
+    cs.Padding(IFR_UNION_SIZE - 16),
+)
+
+# ARPHRD_* (linux/if_arp.h) -> the libpcap link-type name the frames would have.
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+ARPHRD_NONE = 0xFFFE
+LINK_TYPE_NAMES = {
+    ARPHRD_ETHER: "EN10MB",
+    ARPHRD_LOOPBACK: "EN10MB",  # lo frames carry an all-zero Ethernet header
+    ARPHRD_NONE: "RAW",
+    32: "INFINIBAND",
+    256: "SLIP",
+    280: "CAN_SOCKETCAN",
+    512: "PPP",
+    768: "RAW (IPIP)",
+    769: "RAW (IP6IP6)",
+    776: "RAW (SIT)",
+    778: "RAW (IPGRE)",
+    801: "IEEE802_11",
+    803: "IEEE802_11_RADIO",
+    804: "IEEE802_15_4",
+    823: "RAW (IP6GRE)",
+    824: "NETLINK",
+}
