@@ -16,7 +16,7 @@ from .pcap_writer import PcapWriteError
 from .policy_select import select_policy
 from .runner import make_pipeline
 
-PROGRESS_CHUNK = 1 << 16  # packets between progress checks
+STOP_CHECK_CHUNK = 1 << 13  # packets between checks for a stop signal (well under 0.1 s)
 
 
 class Failure(Exception):
@@ -82,20 +82,19 @@ def _offline(opts: dict) -> int:
         progress = _Progress() if sys.stderr.isatty() else None
         error = None
         interrupted = 0
-        previous = _stop_on_sigterm()
+        stop = _StopFlag()
         try:
             frames = iter(reader) if capture_filter is None else capture_filter.select(reader)
-            while pipeline.run(frames, PROGRESS_CHUNK) == PROGRESS_CHUNK:
+            while not stop.signum and pipeline.run(frames, STOP_CHECK_CHUNK) == STOP_CHECK_CHUNK:
                 if progress:
                     progress.show(pipeline)
         except PcapReadError as e:
             error = f"Offline feed error: {e}"
-        except KeyboardInterrupt:
-            interrupted = signal.SIGINT
-        except _Terminated:
-            interrupted = signal.SIGTERM
+        except KeyboardInterrupt:  # a second signal: leave now, still closing the file
+            pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            interrupted = stop.signum
+            stop.ignore()  # finishing the file must not be cut short
             if progress:
                 progress.clear()
             try:
@@ -106,6 +105,7 @@ def _offline(opts: dict) -> int:
                 error = error or f"Offline feed error: {e}"
             except OSError as e:
                 error = error or f"Offline feed error: failed to write decision log: {e.strerror}"
+    stop.restore()
     if error:
         raise Failure(error)
     out = sys.stderr if output_path == "-" else sys.stdout
@@ -121,17 +121,27 @@ def _offline(opts: dict) -> int:
     return 0
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived during an offline run."""
+class _StopFlag:
+    """SIGINT/SIGTERM during an offline run: the first one asks the loop to
+    stop between chunks (never inside a record write, so the file stays whole);
+    a second one raises KeyboardInterrupt to leave at once."""
 
+    def __init__(self) -> None:
+        self.signum = 0
+        self.previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-def _stop_on_sigterm():
-    """SIGTERM stops an offline run like Ctrl+C: flush, report, exit."""
+    def _handler(self, signum, frame) -> None:
+        if self.signum:
+            raise KeyboardInterrupt
+        self.signum = signum
 
-    def handler(signum, frame):
-        raise _Terminated
+    def ignore(self) -> None:
+        for sig in self.previous:
+            signal.signal(sig, signal.SIG_IGN)
 
-    return signal.signal(signal.SIGTERM, handler)
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def _open_decision_log(opts: dict):
