@@ -306,6 +306,7 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
         writer.close()
         return _failed(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")
     try:
+        pipeline = make_pipeline(policy, config, writer, log)  # as live._record: before --user
         try:
             run_options.drop_privileges(opts, writer)  # --user: never capture as root
         except run_options.SetupError as e:
@@ -319,7 +320,6 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
         if start_ns is None:  # another worker failed to start: the parent reports it
             writer.close()
             return None
-        pipeline = make_pipeline(policy, config, writer, log)
         counted = pipeline if total is None else SharedBudget(pipeline, total, config["capture.max_packets"])
         loop = LiveLoop(config, FramesSinceStart(backend, start_ns), counted, writer, stop, None)
         try:
