@@ -57,3 +57,17 @@ settings.register_profile("ci", max_examples=1_500, deadline=None, phases=_FUZZ_
 settings.register_profile("long", max_examples=100_000, deadline=None, phases=_FUZZ_PHASES,
                           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 settings.load_profile("ci")
+
+
+@pytest.fixture
+def ns():
+    """Two network namespaces joined by a veth pair (tests/netns.py), or a skip
+    that says why they cannot be made here."""
+    from netns import Netns, netns_unavailable
+
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(reason)
+    pair = Netns()
+    yield pair
+    pair.close()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP_IF, Netns, netns_unavailable, read_pcap, stats_block, stop, wait_for_line
+from netns import CAP4, CAP_IF, read_pcap, stats_block, stop, wait_for_line
 
 from conftest import GOLDEN, GOLDEN_CASES, ROOT, run_cli
 from pcapconstrictor.engine import bpf
@@ -326,16 +326,6 @@ def test_filter_option_and_trailing_expression_together_are_a_usage_error():
 
 
 # --- live: the kernel runs the same program ------------------------------------------------------
-
-
-@pytest.fixture
-def ns():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    pair = Netns()
-    yield pair
-    pair.close()
 
 
 @pytest.mark.parametrize("backend", ["recvmsg", "tpacket_v3"])

@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from netns import CAP4, CAP_IF, Netns, netns_unavailable, read_pcap, stop, wait_for_line
+from netns import CAP4, CAP_IF, Netns, read_pcap, stop, wait_for_line
 
 from conftest import GOLDEN, ROOT, run_cli
 from pcapconstrictor.engine import privileges
@@ -60,16 +60,6 @@ def test_list_interfaces_agrees_with_ip_link():
         assert row[3].startswith("up") if "UP" in link["flags"] else row[3] == "down"
         assert int(row[4]) == link["mtu"]
         assert row[5] == ("yes" if link["link_type"] in ("ether", "loopback") else "no: not Ethernet")
-
-
-@pytest.fixture
-def ns():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    pair = Netns()
-    yield pair
-    pair.close()
 
 
 def add_tun(ns: Netns, name: str = "tun8") -> str:

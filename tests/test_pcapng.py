@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP_IF, Netns, netns_unavailable, read_pcap, stop, wait_for_line
+from netns import CAP4, CAP_IF, read_pcap, stop, wait_for_line
 
 from conftest import GOLDEN, GOLDEN_CASES, run_cli
 from pcapconstrictor.formats import pcapng as ng
@@ -195,16 +195,6 @@ def test_an_empty_capture_is_a_valid_pcapng_with_no_packet(tmp_path):
 
 
 # --- live --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def ns():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    pair = Netns()
-    yield pair
-    pair.close()
 
 
 @pytest.mark.parametrize("backend", ["recvmsg", "tpacket_v3"])

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP_IF, Netns, netns_unavailable, wait_for_line
+from netns import CAP4, CAP_IF, wait_for_line
 
 from conftest import GOLDEN, GOLDEN_CASES
 
@@ -163,16 +163,6 @@ def test_a_reader_that_leaves_early_ends_the_run_quietly(tmp_path):
 
 
 # --- live: tshark -r - sees packets while the capture runs ---------------------------------------
-
-
-@pytest.fixture
-def ns():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    pair = Netns()
-    yield pair
-    pair.close()
 
 
 @pytest.mark.parametrize("backend", ["recvmsg", "tpacket_v3"])

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP_IF, Netns, netns_unavailable, read_pcap, stop, wait_for_line
+from netns import CAP4, CAP_IF, read_pcap, stop, wait_for_line
 
 from conftest import GOLDEN, ROOT, run_cli
 
@@ -179,16 +179,6 @@ def test_rotation_keys_reject_bad_numbers(tmp_path):
 
 
 # --- live ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def ns():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    pair = Netns()
-    yield pair
-    pair.close()
 
 
 def test_live_rotated_files_concatenate_to_what_an_unrotated_recorder_beside_it_wrote(ns, tmp_path):
