@@ -59,15 +59,21 @@ settings.register_profile("long", max_examples=100_000, deadline=None, phases=_F
 settings.load_profile("ci")
 
 
-@pytest.fixture
-def ns():
-    """Two network namespaces joined by a veth pair (tests/netns.py), or a skip
-    that says why they cannot be made here."""
-    from netns import Netns, netns_unavailable
+@pytest.fixture(scope="session")
+def namespaces_available() -> None:
+    """Skip (saying why) where network namespaces cannot be made: not root, no ip(8), ..."""
+    from netns import netns_unavailable
 
     reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture
+def ns(namespaces_available):
+    """Two network namespaces joined by a veth pair (tests/netns.py)."""
+    from netns import Netns
+
     pair = Netns()
     yield pair
     pair.close()

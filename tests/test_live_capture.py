@@ -33,7 +33,6 @@ from netns import (
     TRAFFIC,
     Netns,
     Record,
-    netns_unavailable,
     read_pcap,
     stats_block,
     stop,
@@ -50,21 +49,6 @@ STATS_KEYS = [
     "quic_short_matched", "quic_short_constricted", "quic_fallback",
 ]  # fmt: skip
 SETTLE = 0.5  # after the last frame: longer than a tpacket block timeout, so every frame is handed over
-
-
-@pytest.fixture(scope="module")
-def namespaces_available() -> None:
-    reason = netns_unavailable()
-    if reason:
-        print(f"\nlive capture tests skipped: {reason}")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def ns(namespaces_available):
-    pair = Netns()
-    yield pair
-    pair.close()
 
 
 def write_config(path: Path, backend: str, output: Path, interface: str = CAP_IF, extra: str = "") -> Path:

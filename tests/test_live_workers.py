@@ -54,23 +54,6 @@ for index in range(count):
 
 
 @pytest.fixture(scope="module")
-def namespaces_available() -> None:
-    from netns import netns_unavailable
-
-    reason = netns_unavailable()
-    if reason:
-        print(f"\nlive worker tests skipped: {reason}")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def ns(namespaces_available):
-    pair = Netns()
-    yield pair
-    pair.close()
-
-
-@pytest.fixture(scope="module")
 def cert(tmp_path_factory, namespaces_available) -> tuple[Path, Path]:
     where = tmp_path_factory.mktemp("cert")
     key, crt = where / "key.pem", where / "cert.pem"
