@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .decode import Decoded
 from .facts import Fact
 from .quic_analyzer import QUIC_FACTS, QuicAnalyzer
 from .tls_analyzer import BOUNDARY_MODES, TLS_FACTS, TlsAnalyzer
@@ -27,6 +28,17 @@ class AnalyzerSpec:
     var: str  # variable holding its facts in the generated evaluator
     transport: str  # the decode fact a packet needs for this analyzer to look at it
     options: dict[str, Option]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Decoder fields its ``analyze(data, ts_ns, *inputs)`` takes."""
+        return self.factory.INPUTS
+
+
+def analyze_decoded(analyzer, d: Decoded, data: bytes, ts_ns: int):
+    """Run ``analyzer`` on one decoded frame (tests and tools; the evaluator
+    passes the same fields from its locals)."""
+    return analyzer.analyze(data, ts_ns, *(getattr(d, name) for name in analyzer.INPUTS))
 
 
 _FLOW_OPTIONS = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..grammar import ast
 from ..grammar.checker import facts_for
+from .decode import FIELDS
+from .facts import DECODED
 
 
 def facts_used(rule: ast.Rule) -> list[str]:
@@ -35,8 +37,10 @@ def fact_values(names: list[str], section: str, data: bytes, orig_len: int, trac
     n = len(data)
     env = {
         "n": n, "orig_len": orig_len, "eff": min(n, orig_len), "inconsistent": orig_len < n,
-        "d": trace.decoded, "t": trace.facts, "q": trace.facts,
+        "t": trace.facts, "q": trace.facts,
     }  # fmt: skip
+    if trace.decoded is not None:
+        env.update((DECODED + name, value) for name, value in zip(FIELDS, trace.decoded, strict=True))
     table = facts_for(section)
     out: dict[str, object] = {}
     for name in names:
@@ -45,7 +49,7 @@ def fact_values(names: list[str], section: str, data: bytes, orig_len: int, trac
             continue
         try:
             out[name] = eval(fact.source, {}, env)  # noqa: S307 - a declared fact accessor
-        except AttributeError:  # not decoded this far
+        except (AttributeError, NameError):  # not decoded or analyzed this far
             out[name] = None
     return out
 

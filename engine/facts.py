@@ -19,10 +19,12 @@ class Fact:
     doc: str
 
 
-def table(namespace: str, var: str, rows: list[tuple[str, str, str, str]]) -> dict[str, Fact]:
-    """Fact table for one namespace; ``rows`` are (name, type, attribute, doc)."""
+def table(namespace: str, prefix: str, rows: list[tuple[str, str, str, str]]) -> dict[str, Fact]:
+    """Fact table for one namespace; ``rows`` are (name, type, attribute, doc).
+    A fact's source is ``prefix + attribute``: ``"t."`` reads an analyzer's facts
+    object, ``"d_"`` a decoder field the evaluator holds in a local."""
     return {
-        f"{namespace}.{name}": Fact(f"{namespace}.{name}", typ, f"{var}.{attr}" if attr else name, doc)
+        f"{namespace}.{name}": Fact(f"{namespace}.{name}", typ, f"{prefix}{attr}", doc)
         for name, typ, attr, doc in rows
     }
 
@@ -33,25 +35,25 @@ FRAME_FACTS = {
     "frame.effective_len": Fact(
         "frame.effective_len", "int", "eff", "min(caplen, orig_len): bytes that may be written"
     ),
-    "frame.inconsistent": Fact(
-        "frame.inconsistent", "bool", "inconsistent", "orig_len < caplen (SPEC §6.1)"
-    ),
+    "frame.inconsistent": Fact("frame.inconsistent", "bool", "inconsistent", "orig_len < caplen (SPEC §6.1)"),
 }
 
+DECODED = "d_"  # decoder fields are locals of the evaluator: d_src_port, d_payload_len, ...
+
 DECODE_FACTS = {
-    "decode.ok": Fact("decode.ok", "bool", "(not d.error)", "Ethernet/IP/TCP/UDP decoded (SPEC §7)"),
-    **table("decode", "d", [
+    "decode.ok": Fact("decode.ok", "bool", "(not d_error)", "Ethernet/IP/TCP/UDP decoded (SPEC §7)"),
+    **table("decode", DECODED, [
         ("ip", "bool", "ip", "an IPv4 or IPv6 header was decoded"),
         ("tcp", "bool", "tcp", "a TCP header was decoded"),
         ("udp", "bool", "udp", "a UDP header was decoded"),
         ("vlan_tags", "int", "vlan_tags", "802.1Q/802.1ad tags before the EtherType"),
         ("ethertype", "int", "ethertype", "EtherType after the VLAN tags"),
     ]),
-    **table("ip", "d", [
+    **table("ip", DECODED, [
         ("version", "int", "ip_version", "4 or 6"),
         ("protocol", "int", "protocol", "IPv4 protocol / IPv6 next header"),
     ]),
-    **table("tcp", "d", [
+    **table("tcp", DECODED, [
         ("src_port", "int", "src_port", "TCP source port"),
         ("dst_port", "int", "dst_port", "TCP destination port"),
         ("seq", "int", "tcp_seq", "sequence number"),
@@ -59,7 +61,7 @@ DECODE_FACTS = {
         ("payload_offset", "int", "payload_offset", "frame offset of the TCP payload"),
         ("payload_len", "int", "payload_len", "TCP payload bytes inside the IP packet"),
     ]),
-    **table("udp", "d", [
+    **table("udp", DECODED, [
         ("src_port", "int", "src_port", "UDP source port"),
         ("dst_port", "int", "dst_port", "UDP destination port"),
         ("payload_offset", "int", "payload_offset", "frame offset of the UDP payload"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ..formats import quic as quic_format
 from ..formats.layout import Layout
-from .decode import Decoded
 from .facts import table
 from .flow_table import FlowTable
 
@@ -24,7 +23,7 @@ _varint_at = quic_format.varint_at
 _INITIAL = quic_format.LONG_INITIAL
 _RETRY = quic_format.LONG_RETRY
 
-QUIC_FACTS = table("quic", "q", [
+QUIC_FACTS = table("quic", "q.", [
     ("long_headers", "int", "long_headers", "long-header packets parsed at the start of the datagram"),
     ("malformed", "bool", "malformed", "a long header failed to parse"),
     ("only_long_headers", "bool", "only_long_headers", "the datagram is long headers and nothing else"),
@@ -72,16 +71,19 @@ class QuicAnalyzer:
     def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
         self.flows: FlowTable[QuicFlowState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
-    def analyze(self, d: Decoded, data: bytes, ts_ns: int) -> QuicFacts:
+    # decoder fields analyze() takes after (data, ts_ns), in order
+    INPUTS = ("ip_version", "src_addr", "dst_addr", "src_port", "dst_port", "payload_offset", "payload_len")
+
+    def analyze(self, data: bytes, ts_ns: int, version: int, src_addr: bytes, dst_addr: bytes,
+                sport: int, dport: int, base: int, n: int) -> QuicFacts:  # fmt: skip
+        """Walk the ``n`` payload bytes at ``data[base:]`` of one UDP datagram."""
         f = QuicFacts()
-        n = d.payload_len
         if n == 0:
             return f
-        src = (d.src_addr, d.src_port)
-        dst = (d.dst_addr, d.dst_port)
+        src = (src_addr, sport)
+        dst = (dst_addr, dport)
         a_to_b = src <= dst  # bytes compare, then length, then port; ties to the source
-        key = (d.ip_version, src, dst) if a_to_b else (d.ip_version, dst, src)
-        base = d.payload_offset
+        key = (version, src, dst) if a_to_b else (version, dst, src)
         end = base + n
         off = 0
         while off < n and data[base + off] & 0x80:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from ..formats import tls as tls_format
 from ..formats.layout import Layout
 from ..formats.transport import TCP_FLAG_RST, TCP_FLAG_SYN
-from .decode import Decoded
 from .facts import table
 from .flow_table import FlowTable
 
@@ -33,7 +32,7 @@ _SYN_OR_RST = TCP_FLAG_SYN | TCP_FLAG_RST
 
 BOUNDARY_MODES = ("reset", "parse")
 
-TLS_FACTS = table("tls", "t", [
+TLS_FACTS = table("tls", "t.", [
     ("no_record", "bool", "no_record",
      "no TLS record where one must start (unsynchronized direction, or a non-Handshake "
      "record on an unconfirmed one)"),
@@ -116,14 +115,19 @@ class TlsAnalyzer:
         self.parse_boundary = boundary == "parse"
         self.flows: FlowTable[TlsDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
-    def analyze(self, d: Decoded, data: bytes, ts_ns: int) -> TlsFacts:
+    # decoder fields analyze() takes after (data, ts_ns), in order
+    INPUTS = ("src_addr", "dst_addr", "src_port", "dst_port", "tcp_seq", "tcp_flags",
+              "payload_offset", "payload_len")  # fmt: skip
+
+    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
+                seq: int, flags: int, base: int, n: int) -> TlsFacts:  # fmt: skip
+        """Walk the ``n`` payload bytes at ``data[base:]`` of one TCP segment."""
         f = TlsFacts()
         flows = self.flows
-        key = (d.src_addr, d.dst_addr, d.src_port, d.dst_port)
-        if d.tcp_flags & _SYN_OR_RST:  # step 1: a new or aborted connection
+        key = (src, dst, sport, dport)
+        if flags & _SYN_OR_RST:  # step 1: a new or aborted connection
             flows.delete(key)
-            flows.delete((d.dst_addr, d.src_addr, d.dst_port, d.src_port))
-        n = d.payload_len
+            flows.delete((dst, src, dport, sport))
         if n == 0:  # step 2
             return f._state(flows.get(key, ts_ns))
         if flows.idle_timeout_ns:
@@ -136,13 +140,11 @@ class TlsAnalyzer:
             else:
                 entries[key] = s
         was_confirmed = s.confirmed
-        seq = d.tcp_seq
         if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission
             s.active = False
             s.active_remaining = 0
             s.synchronized = False
             s.expected_seq = 0
-        base = d.payload_offset
         off = 0
         reset = uncertain = at_boundary = False
         if s.active:  # step 6: continuation of an open record
@@ -188,7 +190,7 @@ class TlsAnalyzer:
             f.records += 1
             if ctype == _HANDSHAKE:
                 s.confirmed = True
-                rkey = (d.dst_addr, d.src_addr, d.dst_port, d.src_port)
+                rkey = (dst, src, dport, sport)
                 flows.get_or_create(rkey, ts_ns, TlsDirectionState).confirmed = True
             total = _HEADER_SIZE + (data[p + _LEN_AT] << 8 | data[p + _LEN_AT + 1])
             rem = n - off

@@ -119,6 +119,11 @@ class Layout:
         shift, mask = field.shift, field.mask
         return lambda buf, base=0: (unpack(buf, base + off)[0] >> shift) & mask
 
+    def select(self, *names: str) -> Selection:
+        """A struct that reads only ``names`` (bytes between them are pad), for
+        the hot path: fewer Python objects per unpack than the whole header."""
+        return Selection(self, names)
+
     def parse_fast(self, buf, base: int = 0) -> dict:
         """All named fields as a dict, via the derived struct (used by tests
         to prove agreement with ``schema.parse``)."""
@@ -130,6 +135,39 @@ class Layout:
             v = words[f.index]
             out[f.name] = v if f.mask is None else (v >> f.shift) & f.mask
         return out
+
+
+class Selection:
+    """Some fields of a :class:`Layout` read by one ``struct`` unpack.
+
+    A bit field is read through its containing word: ``word(name)`` gives
+    ``(index, shift, mask)`` into the unpacked tuple, like ``Layout.word``.
+    """
+
+    def __init__(self, layout: Layout, names: tuple[str, ...]) -> None:
+        if layout.byte_order is None:
+            raise TypeError("a selection needs a layout with one byte order")
+        words: dict[int, Field] = {}  # containing word (by unpack index) -> its first field
+        for name in names:
+            f = layout.fields[name]
+            words.setdefault(f.index, f)
+        parts: list[str] = []
+        self._index: dict[int, int] = {}  # layout unpack index -> selection unpack index
+        pos = 0
+        for layout_index, f in sorted(words.items(), key=lambda item: item[1].offset):
+            if f.offset > pos:
+                parts.append(f"{f.offset - pos}x")
+            parts.append(f.code)
+            self._index[layout_index] = len(self._index)
+            pos = f.offset + f.size
+        self.layout = layout
+        self.names = names
+        self.struct = struct.Struct(layout.byte_order + "".join(parts))
+        self.unpack_from = self.struct.unpack_from
+
+    def word(self, name: str) -> tuple[int, int, int]:
+        index, shift, mask = self.layout.word(name)
+        return self._index[index], shift, mask
 
 
 def _unwrap(sub: cs.Construct) -> cs.Construct:

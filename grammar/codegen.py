@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from ..engine.analyzers import ANALYZERS
 from ..engine.config import Config
-from ..engine.decode import decode
-from ..engine.facts import DECODE_FACTS
+from ..engine.decode import FIELDS, Decoded, decode_fields
+from ..engine.facts import DECODE_FACTS, DECODED
 from . import ast
 from .checker import facts_for
 from .errors import PolicyError
@@ -77,8 +77,6 @@ class _Emitter:
             inner = self.expr(e.operand, section, scope)
             if inner in _CONSTANTS:
                 return repr(not _CONSTANTS[inner])
-            if inner.startswith("(not ") and inner.endswith(")"):  # not not x -> x
-                return f"bool({inner[5:-1]})"
             return f"(not {inner})"
         if isinstance(e, ast.Binary):
             left, right = self.expr(e.left, section, scope), self.expr(e.right, section, scope)
@@ -116,9 +114,13 @@ class _Emitter:
     def rule(self, rule: ast.Rule, index: int, depth: int, fallback: int | None) -> None:
         self.emit(depth, f"# rule {rule.id} (line {rule.pos.line})")
         if rule.section == "packet" and not self.decoded and _needs_decode(rule):
-            self.emit(depth, "d = _decode(data, n)")
+            locals_ = ", ".join(DECODED + name for name in FIELDS)
             if self.traced:
-                self.emit(depth, "_trace.decoded = d")
+                self.emit(depth, "_d = _decode(data, n)")
+                self.emit(depth, f"{locals_} = _d")
+                self.emit(depth, "_trace.decoded = _Decoded._make(_d)")
+            else:
+                self.emit(depth, f"{locals_} = _decode(data, n)")
             self.decoded = True
         scope: dict[str, str] = {}
         for name, expr, _ in rule.lets:
@@ -163,7 +165,8 @@ class _Emitter:
 
     def analyze(self, rule: ast.Rule, depth: int) -> None:
         spec = ANALYZERS[rule.analyze]
-        self.emit(depth, f"{spec.var} = _analyze_{spec.name}(d, data, ts_ns)")
+        args = "".join(f", {DECODED}{name}" for name in spec.inputs)
+        self.emit(depth, f"{spec.var} = _analyze_{spec.name}(data, ts_ns{args})")
         if self.traced:
             self.emit(depth, f"_trace.facts = {spec.var}")
             self.emit(depth, f"_trace.analyzer = {spec.name!r}")
@@ -228,7 +231,7 @@ def analyzer_options(policy: ast.Policy, name: str, config: Config) -> dict[str,
     spec = ANALYZERS[name]
     values = {key: opt.default for key, opt in spec.options.items()}
     declared = policy.analyzers.get(name)
-    for key, (expr, pos) in (declared.options.items() if declared else ()):
+    for key, (expr, pos) in declared.options.items() if declared else ():
         if isinstance(expr, ast.NameRef):
             values[key] = expr.name
             continue
@@ -258,11 +261,11 @@ def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) ->
     emitter.function()
     source = "\n".join(emitter.lines) + "\n"
     analyzers = {
-        name: spec.factory(**analyzer_options(policy, name, config))
-        for name, spec in ANALYZERS.items()
+        name: spec.factory(**analyzer_options(policy, name, config)) for name, spec in ANALYZERS.items()
     }
     trace = Trace() if traced else None
-    namespace: dict[str, object] = {"_decode": decode, "_trace": trace, **emitter.constants}
+    namespace: dict[str, object] = {"_decode": decode_fields, "_Decoded": Decoded, "_trace": trace,
+                                    **emitter.constants}  # fmt: skip
     for name, analyzer in analyzers.items():
         namespace[f"_analyze_{name}"] = analyzer.analyze
     code = compile(source, f"<policy {policy.path}>", "exec")

@@ -25,6 +25,7 @@ from packets import (
     udp6_frame,
 )
 
+from pcapconstrictor.engine.analyzers import analyze_decoded
 from pcapconstrictor.engine.config import parse_config_text
 from pcapconstrictor.engine.decode import decode
 from pcapconstrictor.engine.quic_analyzer import QuicAnalyzer
@@ -66,7 +67,7 @@ class Engine:
         self.quic = QuicAnalyzer()
 
     def feed(self, frame: bytes):
-        return self.quic.analyze(decode(frame, len(frame)), frame, 0)
+        return analyze_decoded(self.quic, decode(frame, len(frame)), frame, 0)
 
     def only_flow(self):
         (flow,) = self.quic.flows.entries.values()

@@ -27,6 +27,7 @@ from packets import (
     tls_record,
 )
 
+from pcapconstrictor.engine.analyzers import analyze_decoded
 from pcapconstrictor.engine.config import parse_config_text
 from pcapconstrictor.engine.decode import decode
 from pcapconstrictor.engine.tls_analyzer import TlsAnalyzer
@@ -76,7 +77,7 @@ class Engine:
         self.tls = TlsAnalyzer(boundary="reset")
 
     def feed(self, frame: bytes):
-        return self.tls.analyze(decode(frame, len(frame)), frame, 0)
+        return analyze_decoded(self.tls, decode(frame, len(frame)), frame, 0)
 
     def state(self, client: bool):
         return self.tls.flows.entries.get(CLIENT_KEY if client else SERVER_KEY)
