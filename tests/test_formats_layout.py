@@ -98,6 +98,36 @@ def test_derived_readers_agree_with_schema_parse_on_random_bytes(name, data):
         assert layout.reader(field)(buf, base) == expected[field], field
 
 
+SINGLE_ORDER = sorted(n for n, s in SCHEMAS.items() if Layout(s).byte_order is not None)
+
+
+@pytest.mark.parametrize("name", SINGLE_ORDER)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_a_selection_of_fields_reads_what_schema_parse_reads(name, data):
+    schema = SCHEMAS[name]
+    layout = Layout(schema)
+    fields = st.sampled_from(sorted(layout.fields))
+    names = data.draw(st.lists(fields, min_size=1, unique=True), label="names")
+    raw = data.draw(st.binary(min_size=layout.size, max_size=layout.size), label="raw")
+    base = data.draw(st.integers(min_value=0, max_value=7), label="base")
+    buf = bytes(base) + raw
+    expected = expected_fields(schema.parse(raw), raw, layout)
+    selection = layout.select(*names)
+    words = selection.unpack_from(buf, base)
+    assert selection.struct.size <= layout.size
+    for field in names:
+        index, shift, mask = selection.word(field)
+        value = words[index] if mask == -1 else (words[index] >> shift) & mask
+        assert value == expected[field], field
+
+
+def test_a_selection_reads_fewer_values_than_the_whole_header():
+    layout = Layout(SCHEMAS["ip.ipv4_header"])
+    selection = layout.select("ihl", "version", "dst")  # two bit fields of one word, one address
+    assert len(selection.unpack_from(bytes(20))) == 2 < len(layout.struct.unpack_from(bytes(20)))
+
+
 def test_bit_fields_are_read_from_the_most_significant_bits_first():
     # ipv4: version is the high nibble, ihl the low one (RFC 791).
     layout = Layout(SCHEMAS["ip.ipv4_header"])
