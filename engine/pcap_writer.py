@@ -4,7 +4,9 @@ The global header is always little-endian, microsecond, version 2.4, linktype
 1, and is written as soon as the writer opens (DECISIONS.md #5: an empty
 capture is a valid 24-byte file, not a 0-byte one).  Records are batched in
 memory and reach the file only whole, so a file cut at a flush boundary is
-still a valid capture.
+still a valid capture.  The batch is a list of parts (the packet bytes are
+not copied until the one join per flush): growing a bytearray record by
+record cost more than everything else the writer does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pcapconstrictor.formats.pcap import (
 
 _FILE_HEADER = Layout(pcap_file_header_le)
 _RECORD_HEADER = Layout(pcaprec_hdr_le)
+_RECORD_SIZE = _RECORD_HEADER.size
 assert list(_RECORD_HEADER.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
 assert list(_FILE_HEADER.fields) == [
     "magic_number", "version_major", "version_minor", "thiszone", "sigfigs", "snaplen", "network",
@@ -55,7 +58,8 @@ class PcapWriter:
         self.records = 0
         self._flushed = 0
         self._buffer_size = buffer_size
-        self._pending = bytearray()
+        self._parts: list[bytes] = []  # whole records, not yet handed to the OS
+        self._pending = 0  # their size in bytes
         self._pack_record = _RECORD_HEADER.struct.pack
         self._failed = False
         self._file: BinaryIO | None
@@ -67,12 +71,16 @@ class PcapWriter:
                 self._file = open(path, "wb", buffering=0)  # closed in close()
             except OSError as exc:
                 raise PcapWriteError(_os_error("open", path, exc)) from None
-        self._pending += self.file_header()
+        self._append(self.file_header())
         try:
             self.flush()  # the header is on disk before the first packet arrives
         except PcapWriteError:
             self.close()
             raise
+
+    def _append(self, part: bytes) -> None:
+        self._parts.append(part)
+        self._pending += len(part)
 
     def file_header(self) -> bytes:
         """What the file starts with; each file of a rotated capture starts with it too."""
@@ -92,27 +100,33 @@ class PcapWriter:
         if self._file is None:
             raise ValueError(f"write to closed output file '{self.path}'")
         sec, usec = divmod(ts_ns // 1000, 1_000_000)
-        pending = self._pending
-        pending += self._pack_record(
+        if incl_len != size:
+            data = data[:incl_len]
+        if data.__class__ is not bytes:
+            data = bytes(data)  # a view may be reused by its source: keep a copy
+        parts = self._parts
+        parts.append(self._pack_record(
             sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len
-        )
-        pending += data if incl_len == size else data[:incl_len]
+        ))  # fmt: skip
+        parts.append(data)
+        self._pending += _RECORD_SIZE + incl_len
         self.records += 1
-        if len(pending) >= self._buffer_size:
+        if self._pending >= self._buffer_size:
             self.flush()
 
     @property
     def bytes_written(self) -> int:
         """Bytes of the resulting file so far, buffered ones included."""
-        return self._flushed + len(self._pending)
+        return self._flushed + self._pending
 
     def flush(self) -> None:
         """Hand every buffered (whole) record to the OS."""
-        if self._failed:
-            self._pending.clear()  # the file is already cut mid-record
-        if not self._pending or self._file is None:
+        if self._failed:  # the file is already cut mid-record
+            self._parts.clear()
+            self._pending = 0
+        if not self._parts or self._file is None:
             return
-        view = memoryview(self._pending)
+        view = memoryview(b"".join(self._parts))
         try:
             done = 0
             while done < len(view):
@@ -125,8 +139,9 @@ class PcapWriter:
             raise PcapWriteError(_os_error("write", self.path, exc)) from None
         finally:
             view.release()
-        self._flushed += len(self._pending)
-        self._pending.clear()
+        self._flushed += self._pending
+        self._parts.clear()
+        self._pending = 0
 
     def close(self) -> None:
         """Flush and close; standard output is flushed but left open."""

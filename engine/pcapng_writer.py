@@ -84,14 +84,18 @@ class PcapngWriter(PcapWriter):
             raise ValueError(f"write to closed output file '{self.path}'")
         pad = -incl_len & 3
         total = _EPB_OVERHEAD + incl_len + pad
-        pending = self._pending
-        pending += self._pack_epb(
+        if incl_len != size:
+            data = data[:incl_len]
+        if data.__class__ is not bytes:
+            data = bytes(data)  # a view may be reused by its source: keep a copy
+        parts = self._parts
+        parts.append(self._pack_epb(
             ng.BLOCK_TYPE_EPB, total, 0, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF, incl_len,
             orig_len if orig_len > incl_len else incl_len,
-        )  # fmt: skip
-        pending += data if incl_len == size else data[:incl_len]
-        pending += _PADDING[incl_len & 3]
-        pending += self._pack_trailer(total)
+        ))  # fmt: skip
+        parts.append(data)
+        parts.append(_PADDING[incl_len & 3] + self._pack_trailer(total))
+        self._pending += total
         self.records += 1
-        if len(pending) >= self._buffer_size:
+        if self._pending >= self._buffer_size:
             self.flush()

@@ -310,6 +310,17 @@ def test_global_header_is_on_disk_as_soon_as_the_writer_opens(tmp_path: Path) ->
         writer.close()
 
 
+@pytest.mark.parametrize("incl_len", [6, 4])
+def test_a_view_is_copied_when_written_not_when_flushed(tmp_path: Path, incl_len: int) -> None:
+    # records are batched until a flush; a source may refill the memory a view shows
+    path = tmp_path / "out.pcap"
+    memory = bytearray(b"abcdef")
+    with PcapWriter(str(path), snaplen=65535) as writer:
+        writer.write(0, memoryview(memory), incl_len, 6)
+        memory[:] = b"XXXXXX"
+    assert path.read_bytes()[40:] == b"abcdef"[:incl_len]
+
+
 def test_nanoseconds_are_truncated_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "out.pcap"
     with PcapWriter(str(path), snaplen=65535) as writer:
