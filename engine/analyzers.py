@@ -42,7 +42,7 @@ def analyze_decoded(analyzer, d: Decoded, data: bytes, ts_ns: int):
 
 
 _FLOW_OPTIONS = {
-    "max_flows": Option("int", 1 << 20, doc="flow-table bound; least recently used evicted", minimum=1),
+    "max_flows": Option("int", 1 << 20, doc="flow-table bound; ~LRU eviction", minimum=1),
     "idle_timeout_sec": Option("int", 0, doc="forget flows idle this long (0: never)"),
 }
 

@@ -147,7 +147,7 @@ _TABLE = (
     KeySpec("general.min_saved_bytes_per_packet", "u32", 16, _GENERAL_INT,
             "cut a packet only if that saves at least this many bytes (§6.3)", by_name=False),
     KeySpec("general.max_flows", "u32", 1048576, _GENERAL_INT,
-            "extension: TLS and QUIC flow tables each keep at most this many flows (LRU); > 0",
+            "extension: TLS and QUIC flow tables each keep at most this many flows (~LRU); > 0",
             by_name=False),
     KeySpec("general.flow_idle_timeout_sec", "u32", 0, _GENERAL_INT,
             "extension: forget a flow idle for this long; 0 = no idle timeout", by_name=False),

@@ -28,11 +28,11 @@ def _state_lines(evaluator, decoded) -> list[str]:
                        ("reverse", (d.dst_addr, d.src_addr, d.dst_port, d.src_port))):  # fmt: skip
         state = tls.get(key)
         if state is not None:
-            fields = " ".join(f"{k}={getattr(state, k)}" for k in type(state).__slots__)
+            fields = " ".join(f"{k}={getattr(state, k)}" for k in type(state).__slots__ if k != "used")
             lines.append(f"  tls {label}: {fields}")
     quic = evaluator.analyzers["quic"].flows.entries
     for key, state in quic.items():
-        endpoints = {key[1], key[2]}
+        endpoints = {key[1:3], key[3:5]}
         if endpoints == {(d.src_addr, d.src_port), (d.dst_addr, d.dst_port)}:
             lines.append(f"  quic flow: scid_a={_hex(state.scid_a)} scid_b={_hex(state.scid_b)}")
     return lines or ["  (no state)"]

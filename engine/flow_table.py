@@ -1,20 +1,32 @@
 """Bounded per-flow state (DECISIONS.md #6).
 
 Upstream's tables grow without limit; ours keep at most ``max_flows`` entries
-(least recently used evicted first) and can drop entries idle longer than a
-timeout.  Both are counted, so a capture never loses state silently.
+and can drop entries idle longer than a timeout.  Both are counted, so a
+capture never loses state silently.
+
+Which entry goes when the table is full is decided by CLOCK (second chance),
+the usual cheap approximation of least-recently-used: a hit only marks the
+state ``used`` (one dict lookup), instead of moving the entry to the back of
+the order (a delete and an insert per packet, the dearest part of a lookup in
+a large table).  Eviction takes the oldest entry; one marked since it was last
+looked at is unmarked and moved to the back instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-S = TypeVar("S")
+
+class FlowState(Protocol):
+    used: bool  # set by lookups, cleared by the eviction sweep
+
+
+S = TypeVar("S", bound=FlowState)
 
 
 class FlowTable(Generic[S]):
-    """dict of flow key -> state, in least-recently-used order."""
+    """dict of flow key -> state (a state has a ``used`` attribute)."""
 
     def __init__(self, max_flows: int, idle_timeout_ns: int = 0) -> None:
         if max_flows < 1:
@@ -30,18 +42,18 @@ class FlowTable(Generic[S]):
         return len(self.entries)
 
     def get(self, key: object, now_ns: int) -> S | None:
-        """The live entry for ``key`` (refreshed as most recently used), or None."""
-        entries = self.entries
-        state = entries.pop(key, None)
+        """The live entry for ``key`` (marked used), or None."""
+        state = self.entries.get(key)
         if state is None:
             return None
         if self.idle_timeout_ns:  # last_seen is kept only when an idle timeout is set
             if now_ns - self.last_seen[key] > self.idle_timeout_ns:
+                del self.entries[key]
                 del self.last_seen[key]
                 self.expirations += 1
                 return None
             self.last_seen[key] = now_ns
-        entries[key] = state  # re-inserted last: most recently used
+        state.used = True
         return state
 
     def get_or_create(self, key: object, now_ns: int, factory: Callable[[], S]) -> S:
@@ -51,17 +63,28 @@ class FlowTable(Generic[S]):
         return state
 
     def put(self, key: object, state: S, now_ns: int) -> S:
+        """Store ``state`` for ``key`` (replacing any), evicting one entry if full."""
         entries = self.entries
         entries.pop(key, None)
         if len(entries) >= self.max_flows:
-            oldest = next(iter(entries))
-            del entries[oldest]
-            self.last_seen.pop(oldest, None)
-            self.evictions += 1
+            self._evict()
         entries[key] = state
         if self.idle_timeout_ns:
             self.last_seen[key] = now_ns
         return state
+
+    def _evict(self) -> None:
+        entries = self.entries
+        while True:
+            oldest = next(iter(entries))
+            state = entries.pop(oldest)
+            if state.used:  # second chance: to the back, unmarked
+                state.used = False
+                entries[oldest] = state
+                continue
+            self.last_seen.pop(oldest, None)
+            self.evictions += 1
+            return
 
     def delete(self, key: object) -> None:
         if self.entries.pop(key, None) is not None:

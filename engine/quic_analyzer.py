@@ -15,8 +15,16 @@ from .flow_table import FlowTable
 
 _FIXED = Layout(quic_format.quic_long_header_fixed)
 _FIXED_SIZE = _FIXED.size
-_VERSION = _FIXED.reader("version")
-_PACKET_TYPE = _FIXED.reader("long_packet_type")
+# Read as bytes at their schema offsets (cheaper than a struct call each):
+# the version only needs comparing with 0, the packet type is a bit field of
+# the first byte.
+_VERSION_AT = _FIXED.fields["version"].offset
+_VERSION_END = _VERSION_AT + _FIXED.fields["version"].size
+_VERSION_ZERO = bytes(_FIXED.fields["version"].size)
+_TYPE_AT = _FIXED.fields["long_packet_type"].offset
+_TYPE_SHIFT = _FIXED.fields["long_packet_type"].shift
+_TYPE_MASK = _FIXED.fields["long_packet_type"].mask
+assert _FIXED.fields["long_packet_type"].code == "B"
 _DCID_LEN_AT = _FIXED.fields["dcid_length"].offset
 _MAX_CID = quic_format.MAX_CID_LENGTH
 _varint_at = quic_format.varint_at
@@ -42,9 +50,10 @@ QUIC_FACTS = table("quic", "q.", [
 class QuicFlowState:
     """SPEC §9.2: the SCID learned for each endpoint of a canonical flow."""
 
-    __slots__ = ("scid_a", "scid_b")
+    __slots__ = ("scid_a", "scid_b", "used")
 
     def __init__(self) -> None:
+        self.used = False  # the flow table's eviction mark
         self.scid_a: bytes | None = None
         self.scid_b: bytes | None = None
 
@@ -66,7 +75,10 @@ class QuicFacts:
 
 
 class QuicAnalyzer:
-    """Per-flow QUIC connection-ID learning over a run."""
+    """Per-flow QUIC connection-ID learning over a run.
+
+    A flow is keyed ``(ip_version, addr_a, port_a, addr_b, port_b)`` with
+    endpoint a the smaller ``(address, port)`` (SPEC §9.2's canonical order)."""
 
     def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
         self.flows: FlowTable[QuicFlowState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
@@ -80,70 +92,82 @@ class QuicAnalyzer:
         f = QuicFacts()
         if n == 0:
             return f
-        src = (src_addr, sport)
-        dst = (dst_addr, dport)
-        a_to_b = src <= dst  # bytes compare, then length, then port; ties to the source
-        key = (version, src, dst) if a_to_b else (version, dst, src)
+        # (src_addr, sport) <= (dst_addr, dport): bytes compare, then port; ties to the source
+        a_to_b = src_addr < dst_addr or (src_addr == dst_addr and sport <= dport)
+        if a_to_b:
+            key = (version, src_addr, sport, dst_addr, dport)
+        else:
+            key = (version, dst_addr, dport, src_addr, sport)
         end = base + n
         off = 0
+        flow = None
         while off < n and data[base + off] & 0x80:
-            size = self._long_header(data, base + off, end, key, a_to_b, ts_ns)
-            if size is None:
+            parsed = _long_header(data, base + off, end)
+            if parsed is None:
                 f.malformed = True
                 return f
+            size, scid = parsed
+            if flow is None:
+                flow = self.flows.get_or_create(key, ts_ns, QuicFlowState)
+            if scid:  # learn the sender's connection ID
+                if a_to_b:
+                    flow.scid_a = scid
+                else:
+                    flow.scid_b = scid
             f.long_headers += 1
             off += size
         if off == n:
             f.only_long_headers = f.long_headers > 0
             return f
-        first = data[base + off]
-        if first & 0xC0 != 0x40:  # not a short header with the fixed bit
+        if data[base + off] & 0xC0 != 0x40:  # not a short header with the fixed bit
             f.trailing_bytes = f.long_headers > 0
             return f
         f.short_header = True
         f.short_offset = off
         f.short_len = n - off
-        flow = self.flows.get(key, ts_ns)
-        expected = None if flow is None else (flow.scid_b if a_to_b else flow.scid_a)
-        if expected is not None:
-            f.dcid_known = True
-            f.dcid_len = k = len(expected)
-            start = base + off + 1
-            f.dcid_matched = n - off >= 1 + k and data[start : start + k] == expected
+        flows = self.flows
+        if flow is not None:
+            pass  # looked up for a long header of this datagram
+        elif flows.idle_timeout_ns:
+            flow = flows.get(key, ts_ns)
+        else:  # the common case, FlowTable.get inlined
+            flow = flows.entries.get(key)
+            if flow is not None:
+                flow.used = True
+        if flow is not None:
+            expected = flow.scid_b if a_to_b else flow.scid_a
+            if expected is not None:
+                f.dcid_known = True
+                f.dcid_len = k = len(expected)
+                start = base + off + 1
+                f.dcid_matched = n - off >= 1 + k and data[start : start + k] == expected
         return f
 
-    def _long_header(self, data: bytes, o: int, end: int, key: tuple, a_to_b: bool,
-                     ts_ns: int) -> int | None:  # fmt: skip
-        """Size of the long-header packet at ``o`` (learning its SCID), or None."""
-        if end - o < _FIXED_SIZE or _VERSION(data, o) == 0:
+
+def _long_header(data: bytes, o: int, end: int) -> tuple[int, bytes] | None:
+    """``(size, source connection ID)`` of the long-header packet at ``o``, or
+    None if it does not parse (SPEC §9.3)."""
+    if end - o < _FIXED_SIZE or data[o + _VERSION_AT : o + _VERSION_END] == _VERSION_ZERO:
+        return None
+    dcid_len = data[o + _DCID_LEN_AT]
+    p = o + _FIXED_SIZE + dcid_len
+    if dcid_len > _MAX_CID or p >= end:
+        return None
+    scid_len = data[p]
+    p += 1
+    if scid_len > _MAX_CID or p + scid_len > end:
+        return None
+    scid = data[p : p + scid_len]
+    p += scid_len
+    ptype = (data[o + _TYPE_AT] >> _TYPE_SHIFT) & _TYPE_MASK
+    if ptype == _RETRY:
+        return end - o, scid
+    if ptype == _INITIAL:
+        token = _varint_at(data, p, end)
+        if token is None or p + token[1] + token[0] > end:
             return None
-        dcid_len = data[o + _DCID_LEN_AT]
-        p = o + _FIXED_SIZE + dcid_len
-        if dcid_len > _MAX_CID or p >= end:
-            return None
-        scid_len = data[p]
-        p += 1
-        if scid_len > _MAX_CID or p + scid_len > end:
-            return None
-        scid = data[p : p + scid_len]
-        p += scid_len
-        ptype = _PACKET_TYPE(data, o)
-        if ptype == _RETRY:
-            size = end - o
-        else:
-            if ptype == _INITIAL:
-                token = _varint_at(data, p, end)
-                if token is None or p + token[1] + token[0] > end:
-                    return None
-                p += token[1] + token[0]
-            length = _varint_at(data, p, end)
-            if length is None or p + length[1] + length[0] > end:
-                return None
-            size = p + length[1] + length[0] - o
-        flow = self.flows.get_or_create(key, ts_ns, QuicFlowState)
-        if scid_len:
-            if a_to_b:
-                flow.scid_a = scid
-            else:
-                flow.scid_b = scid
-        return size
+        p += token[1] + token[0]
+    length = _varint_at(data, p, end)
+    if length is None or p + length[1] + length[0] > end:
+        return None
+    return p + length[1] + length[0] - o, scid

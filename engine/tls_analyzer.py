@@ -65,10 +65,11 @@ class TlsDirectionState:
 
     __slots__ = (
         "confirmed", "seen_app_data", "synchronized", "expected_seq",
-        "active", "active_remaining", "active_app_data",
+        "active", "active_remaining", "active_app_data", "used",
     )  # fmt: skip
 
     def __init__(self) -> None:
+        self.used = False  # the flow table's eviction mark, not TLS state
         self.confirmed = False
         self.seen_app_data = False
         self.synchronized = False
@@ -132,13 +133,12 @@ class TlsAnalyzer:
             return f._state(flows.get(key, ts_ns))
         if flows.idle_timeout_ns:
             s = flows.get_or_create(key, ts_ns, TlsDirectionState)
-        else:  # the common case, inlined: refresh as most recently used
-            entries = flows.entries
-            s = entries.pop(key, None)
+        else:  # the common case, FlowTable.get inlined
+            s = flows.entries.get(key)
             if s is None:
                 s = flows.put(key, TlsDirectionState(), ts_ns)
             else:
-                entries[key] = s
+                s.used = True
         was_confirmed = s.confirmed
         if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission
             s.active = False

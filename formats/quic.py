@@ -9,6 +9,9 @@ LONG_RETRY = 3
 MAX_CID_LENGTH = 20
 
 
+_VARINT_MASKS = {size: (1 << (8 * size - 2)) - 1 for size in (2, 4, 8)}  # without the 2 size bits
+
+
 def varint_at(buf, off: int, end: int):
     """RFC 9000 §16 variable-length integer at ``off``: ``(value, size)``, or
     ``None`` when its bytes are not all before ``end``.  The two top bits of the
@@ -19,10 +22,9 @@ def varint_at(buf, off: int, end: int):
     size = 1 << (first >> 6)
     if off + size > end:
         return None
-    value = first & 0x3F
-    for i in range(off + 1, off + size):
-        value = (value << 8) | buf[i]
-    return value, size
+    if size == 1:
+        return first & 0x3F, 1
+    return int.from_bytes(buf[off : off + size], "big") & _VARINT_MASKS[size], size
 
 
 class VarInt(cs.Construct):
