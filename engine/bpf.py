@@ -272,6 +272,13 @@ class CaptureFilter:
             if run(program, frame[1], frame[2]):  # type: ignore[arg-type]
                 yield frame
 
+    def select_batches(self, batches):
+        """:meth:`select` over lists of frames: lists of the accepted ones."""
+        for batch in batches:
+            kept = list(self.select(batch))
+            if kept:
+                yield kept
+
 
 @cache
 def capture_filter(expression: str, snaplen: int) -> CaptureFilter | None:

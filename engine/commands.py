@@ -16,8 +16,6 @@ from .pcap_writer import PcapWriteError
 from .policy_select import select_policy
 from .runner import make_pipeline
 
-STOP_CHECK_CHUNK = 1 << 13  # packets between checks for a stop signal (well under 0.1 s)
-
 
 class Failure(Exception):
     """An expected failure: ``str()`` is the whole line printed to stderr."""
@@ -84,8 +82,13 @@ def _offline(opts: dict) -> int:
         interrupted = 0
         stop = _StopFlag()
         try:
-            frames = iter(reader) if capture_filter is None else capture_filter.select(reader)
-            while not stop.signum and pipeline.run(frames, STOP_CHECK_CHUNK) == STOP_CHECK_CHUNK:
+            batches = reader.batches()
+            if capture_filter is not None:
+                batches = capture_filter.select_batches(batches)
+            for batch in batches:  # a chunk of the input: at most ~1 MiB of records
+                pipeline.run_batch(batch)
+                if stop.signum:
+                    break
                 if progress:
                     progress.show(pipeline)
         except PcapReadError as e:

@@ -146,8 +146,9 @@ class LiveLoop:
             wake = min(end, flush_due, self.progress.due if self.progress else math.inf)
             frames = backend.receive(max(1, min(MAX_WAIT_MS, math.ceil((wake - now) * 1000))))
             if frames:
-                limit = self.max_packets - pipeline.packets if self.max_packets else 0
-                pipeline.run(frames, limit)
+                if self.max_packets:
+                    frames = frames[: self.max_packets - pipeline.packets]
+                pipeline.run_batch(frames)
                 if self.flush_each_batch:
                     writer.flush()
 

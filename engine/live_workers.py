@@ -119,12 +119,13 @@ class SharedBudget:
     def packets(self) -> int:
         return self.total.value
 
-    def run(self, frames: list[tuple[int, bytes, int]], limit: int = 0) -> int:
+    def run_batch(self, frames: list[tuple[int, bytes, int]]) -> None:
         with self.total.get_lock():
             take = min(len(frames), self.limit - self.total.value)
             if take > 0:
                 self.total.value += take
-        return self.pipeline.run(frames, take) if take > 0 else 0
+        if take > 0:
+            self.pipeline.run_batch(frames[:take])
 
 
 def run_workers(config: Config, policy, opts: dict, stop: StopRequest,

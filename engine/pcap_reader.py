@@ -153,8 +153,15 @@ class PcapReader:
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
-        """Yield every good record, then raise at the first bad one (§12.1).
-        Single pass: the reader is a stream (stdin included), not a file view."""
+        """Yield every good record, then raise at the first bad one (§12.1)."""
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[tuple[int, bytes, int]]]:
+        """The records as lists of ``(ts_ns, data, orig_len)``, one list per
+        chunk read; at the first bad record, the good ones before it come as a
+        last list, then the §12.1 error is raised.  Single pass: the reader is
+        a stream (stdin included), not a file view."""
         unpack = _RECORD_HEADER[self.big_endian].struct.unpack_from
         to_ns = 1 if self.nanosecond else 1000
         per_sec = 1_000_000_000 if self.nanosecond else 1_000_000
@@ -165,25 +172,34 @@ class PcapReader:
         index = 0
         while True:
             end = len(buf)
+            frames: list[tuple[int, bytes, int]] = []
+            append = frames.append
             while pos + hdr <= end:
                 sec, frac, incl, orig = unpack(buf, pos)
                 start = pos + hdr
                 stop = start + incl
                 if stop > end or incl > orig:
                     break
-                yield (sec * per_sec + frac) * to_ns, buf[start:stop], orig
+                append(((sec * per_sec + frac) * to_ns, buf[start:stop], orig))
                 pos = stop
-                index += 1
+            index += len(frames)
             base += pos
             if pos < end:
                 # A record straddles the chunk end: complete just that one with
                 # a small exact read instead of copying the leftover into a
                 # bigger buffer (the copy would cost as much as the parsing).
-                whole = self._complete_record(buf[pos:], base, index)
+                try:
+                    whole = self._complete_record(buf[pos:], base, index)
+                except PcapReadError:
+                    if frames:
+                        yield frames
+                    raise
                 sec, frac, incl, orig = unpack(whole)
-                yield (sec * per_sec + frac) * to_ns, whole[hdr:], orig
+                append(((sec * per_sec + frac) * to_ns, whole[hdr:], orig))
                 base += len(whole)
                 index += 1
+            if frames:
+                yield frames
             buf = self._read(CHUNK_SIZE)
             pos = 0
             if not buf:

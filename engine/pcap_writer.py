@@ -12,6 +12,7 @@ record cost more than everything else the writer does.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from types import TracebackType
 from typing import BinaryIO
 
@@ -91,27 +92,33 @@ class PcapWriter:
         return _RECORD_HEADER.size + incl_len
 
     def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
-        """Append one record: the first ``incl_len`` bytes of ``data``, the
-        timestamp truncated to whole microseconds (§11.3), orig_len never
-        below incl_len (§6.4)."""
-        size = len(data)
-        if incl_len > size:
-            raise ValueError(f"incl_len {incl_len} exceeds the {size} byte(s) of packet data")
+        """Append one record (see :meth:`write_batch`)."""
+        self.write_batch(((ts_ns, data, orig_len),), (incl_len,))
+
+    def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
+                    lengths: Sequence[int]) -> None:  # fmt: skip
+        """Append one record per frame ``(ts_ns, data, orig_len)``: the first
+        ``lengths[i]`` bytes of its data, the timestamp truncated to whole
+        microseconds (§11.3), orig_len never below incl_len (§6.4)."""
         if self._file is None:
             raise ValueError(f"write to closed output file '{self.path}'")
-        sec, usec = divmod(ts_ns // 1000, 1_000_000)
-        if incl_len != size:
-            data = data[:incl_len]
-        if data.__class__ is not bytes:
-            data = bytes(data)  # a view may be reused by its source: keep a copy
-        parts = self._parts
-        parts.append(self._pack_record(
-            sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len
-        ))  # fmt: skip
-        parts.append(data)
-        self._pending += _RECORD_SIZE + incl_len
-        self.records += 1
-        if self._pending >= self._buffer_size:
+        append = self._parts.append
+        pack = self._pack_record
+        pending = self._pending
+        for (ts_ns, data, orig_len), incl_len in zip(frames, lengths, strict=True):
+            if incl_len != len(data):
+                if incl_len > len(data):
+                    raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
+                data = data[:incl_len]
+            if data.__class__ is not bytes:
+                data = bytes(data)  # a view may be reused by its source: keep a copy
+            sec, usec = divmod(ts_ns // 1000, 1_000_000)
+            append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
+            append(data)
+            pending += _RECORD_SIZE + incl_len
+        self._pending = pending
+        self.records += len(lengths)
+        if pending >= self._buffer_size:
             self.flush()
 
     @property

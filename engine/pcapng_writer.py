@@ -10,6 +10,8 @@ derived from ``enhanced_packet_block_header``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pcapconstrictor.formats import pcapng as ng
 from pcapconstrictor.formats.layout import Layout
 
@@ -74,28 +76,32 @@ class PcapngWriter(PcapWriter):
     def record_size(self, incl_len: int) -> int:
         return _EPB_OVERHEAD + incl_len + (-incl_len & 3)
 
-    def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
-        """Append one EPB on interface 0: the first ``incl_len`` bytes of ``data``, the
-        timestamp in whole nanoseconds, orig_len never below incl_len."""
-        size = len(data)
-        if incl_len > size:
-            raise ValueError(f"incl_len {incl_len} exceeds the {size} byte(s) of packet data")
+    def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
+                    lengths: Sequence[int]) -> None:  # fmt: skip
+        """Append one EPB on interface 0 per frame ``(ts_ns, data, orig_len)``: the
+        first ``lengths[i]`` bytes of its data, the timestamp in whole nanoseconds,
+        orig_len never below incl_len."""
         if self._file is None:
             raise ValueError(f"write to closed output file '{self.path}'")
-        pad = -incl_len & 3
-        total = _EPB_OVERHEAD + incl_len + pad
-        if incl_len != size:
-            data = data[:incl_len]
-        if data.__class__ is not bytes:
-            data = bytes(data)  # a view may be reused by its source: keep a copy
-        parts = self._parts
-        parts.append(self._pack_epb(
-            ng.BLOCK_TYPE_EPB, total, 0, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF, incl_len,
-            orig_len if orig_len > incl_len else incl_len,
-        ))  # fmt: skip
-        parts.append(data)
-        parts.append(_PADDING[incl_len & 3] + self._pack_trailer(total))
-        self._pending += total
-        self.records += 1
-        if self._pending >= self._buffer_size:
+        append = self._parts.append
+        pack_epb, pack_trailer = self._pack_epb, self._pack_trailer
+        pending = self._pending
+        for (ts_ns, data, orig_len), incl_len in zip(frames, lengths, strict=True):
+            if incl_len != len(data):
+                if incl_len > len(data):
+                    raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
+                data = data[:incl_len]
+            if data.__class__ is not bytes:
+                data = bytes(data)  # a view may be reused by its source: keep a copy
+            total = _EPB_OVERHEAD + incl_len + (-incl_len & 3)
+            append(pack_epb(
+                ng.BLOCK_TYPE_EPB, total, 0, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF, incl_len,
+                orig_len if orig_len > incl_len else incl_len,
+            ))  # fmt: skip
+            append(data)
+            append(_PADDING[incl_len & 3] + pack_trailer(total))
+            pending += total
+        self._pending = pending
+        self.records += len(lengths)
+        if pending >= self._buffer_size:
             self.flush()

@@ -133,6 +133,11 @@ class RotatingSink:
         current.write(ts_ns, data, incl_len, orig_len)
         self.records += 1
 
+    def write_batch(self, frames, lengths) -> None:
+        """Record by record: any record may start a new file."""
+        for (ts_ns, data, orig_len), incl_len in zip(frames, lengths, strict=True):
+            self.write(ts_ns, data, incl_len, orig_len)
+
     def flush(self) -> None:
         self._current.flush()
 

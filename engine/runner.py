@@ -19,12 +19,15 @@ def output_snaplen(config: Config) -> int:
     return min(config["capture.default_snaplen"], config["capture.max_capture_len"])
 
 
+BATCH = 4096  # frames per evaluate_batch call when the source gives them one by one
+
+
 @dataclass
 class Pipeline:
     """decide -> write -> count for each frame; one per run (it owns the flow state)."""
 
     evaluator: Evaluator
-    writer: object  # PcapWriter-like: write(ts_ns, data, incl_len, orig_len)
+    writer: object  # a Sink: write_batch(frames, lengths), write(ts_ns, data, incl_len, orig_len)
     decision_log: object | None = None  # DecisionLog-like: row(index, ts_ns, data, orig, out, did)
 
     def __post_init__(self) -> None:
@@ -33,31 +36,55 @@ class Pipeline:
         self.bytes_input = 0
         self.bytes_output = 0
 
+    def run_batch(self, frames: list[tuple[int, bytes, int]]) -> None:
+        """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames."""
+        if self.decision_log is not None:  # traced: one evaluation (and log row) per frame
+            self._run_traced(frames)
+            return
+        lengths, captured = self.evaluator.evaluate_batch(frames, self.counts)
+        self.writer.write_batch(frames, lengths)
+        self.packets += len(frames)
+        self.bytes_input += captured
+        self.bytes_output += sum(lengths)
+
     def run(self, frames: Iterable[tuple[int, bytes, int]], limit: int = 0) -> int:
-        """Process frames until the iterable ends (or ``limit`` packets, if > 0).
+        """Process frames until the iterable ends (or ``limit`` packets, if > 0),
+        in batches; frames taken before the iterable raises are processed first.
         Returns the number processed by this call."""
+        done = 0
+        batch: list[tuple[int, bytes, int]] = []
+        size = BATCH if not limit else min(BATCH, limit)
+        try:
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) == size:
+                    todo, batch = batch, []
+                    self.run_batch(todo)
+                    done += len(todo)
+                    if done == limit:
+                        break
+                    if limit:
+                        size = min(BATCH, limit - done)
+        finally:
+            if batch:
+                todo, batch = batch, []
+                self.run_batch(todo)
+                done += len(todo)
+        return done
+
+    def _run_traced(self, frames: list[tuple[int, bytes, int]]) -> None:
         evaluate = self.evaluator.evaluate
         write = self.writer.write
         counts = self.counts
         log = self.decision_log
-        done = bytes_in = bytes_out = 0
-        try:
-            for ts_ns, data, orig_len in frames:
-                out_len, did = evaluate(data, orig_len, ts_ns)
-                write(ts_ns, data, out_len, orig_len)
-                counts[did] += 1
-                bytes_in += len(data)
-                bytes_out += out_len
-                done += 1
-                if log is not None:
-                    log.row(self.packets + done - 1, ts_ns, data, orig_len, out_len, did)
-                if done == limit:
-                    break
-        finally:
-            self.packets += done
-            self.bytes_input += bytes_in
-            self.bytes_output += bytes_out
-        return done
+        for ts_ns, data, orig_len in frames:
+            out_len, did = evaluate(data, orig_len, ts_ns)
+            write(ts_ns, data, out_len, orig_len)
+            counts[did] += 1
+            log.row(self.packets, ts_ns, data, orig_len, out_len, did)
+            self.packets += 1
+            self.bytes_input += len(data)
+            self.bytes_output += out_len
 
     def stats(self) -> Stats:
         stats = Stats(self.packets, self.bytes_input, self.bytes_output)

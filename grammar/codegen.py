@@ -2,8 +2,12 @@
 
 The checked rules become straight-line ``if`` statements with config values
 inlined as constants (~0.1 µs a decision instead of walking a closure tree).
-The function returns ``(output_len, decision_index)``; the decision table says
-which rule decided, with which reason and counter.
+``evaluate(data, orig_len, ts_ns)`` returns ``(output_len, decision_index)``;
+the decision table says which rule decided, with which reason and counter.
+The same rules are also emitted as ``evaluate_batch(frames, counts)``, a loop
+over a list of frames with each decision inlined (``keep(len)``,
+``counts[index] += 1``, next frame) returning ``(lengths, captured_bytes)``:
+the hot path pays no call per packet.
 """
 
 from __future__ import annotations
@@ -45,8 +49,8 @@ class Trace:
 
 
 class _Emitter:
-    def __init__(self, policy: ast.Policy, config: Config, traced: bool) -> None:
-        self.policy, self.config, self.traced = policy, config, traced
+    def __init__(self, policy: ast.Policy, config: Config, traced: bool, batch: bool = False) -> None:
+        self.policy, self.config, self.traced, self.batch = policy, config, traced, batch
         self.lines: list[str] = []
         self.constants: dict[str, object] = {}
         self.decisions: list[Decision] = []
@@ -54,6 +58,15 @@ class _Emitter:
 
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
+
+    def leave(self, depth: int, length: str, decision: int) -> None:
+        """The packet is decided: ``length`` bytes kept, by ``decision``."""
+        if self.batch:
+            self.emit(depth, f"keep({length})")
+            self.emit(depth, f"counts[{decision}] += 1")
+            self.emit(depth, "continue")
+        else:
+            self.emit(depth, f"return {length}, {decision}")
 
     def decision(self, rule: ast.Rule, outcome: ast.Outcome, kind: str) -> int:
         self.decisions.append(Decision(rule, outcome.reason, outcome.counter, kind))
@@ -96,20 +109,33 @@ class _Emitter:
     # --- rules
     def function(self) -> None:
         p = self.policy
-        self.emit(0, "def evaluate(data, orig_len, ts_ns):")
-        self.emit(1, "n = len(data)")
-        self.emit(1, "eff = n if n <= orig_len else orig_len")
-        self.emit(1, "inconsistent = orig_len < n")
+        if self.batch:
+            self.emit(0, "def evaluate_batch(frames, counts):")
+            self.emit(1, "kept = []")
+            self.emit(1, "keep = kept.append")
+            self.emit(1, "captured = 0")
+            self.emit(1, "for ts_ns, data, orig_len in frames:")
+            top = 2
+        else:
+            self.emit(0, "def evaluate(data, orig_len, ts_ns):")
+            top = 1
+        self.emit(top, "n = len(data)")
+        if self.batch:
+            self.emit(top, "captured += n")
+        self.emit(top, "eff = n if n <= orig_len else orig_len")
+        self.emit(top, "inconsistent = orig_len < n")
         baseline = self.expr(p.baseline, "packet", {}) if p.baseline else "eff"
-        self.emit(1, f"baseline = {baseline}")
+        self.emit(top, f"baseline = {baseline}")
         if baseline != "eff" and not baseline.startswith("(eff if eff <= "):
             # a custom baseline may not exceed the bytes there are, nor go below 0
-            self.emit(1, "baseline = eff if baseline > eff else (0 if baseline < 0 else baseline)")
+            self.emit(top, "baseline = eff if baseline > eff else (0 if baseline < 0 else baseline)")
         if self.traced:
-            self.emit(1, "_trace.decoded = _trace.facts = _trace.analyzer = _trace.keep = None")
-            self.emit(1, "_trace.tried = []")
+            self.emit(top, "_trace.decoded = _trace.facts = _trace.analyzer = _trace.keep = None")
+            self.emit(top, "_trace.tried = []")
         for index, rule in enumerate(p.sections["packet"]):
-            self.rule(rule, index, 1, None)
+            self.rule(rule, index, top, None)
+        if self.batch:
+            self.emit(1, "return kept, captured")
 
     def rule(self, rule: ast.Rule, index: int, depth: int, fallback: int | None) -> None:
         self.emit(depth, f"# rule {rule.id} (line {rule.pos.line})")
@@ -128,8 +154,12 @@ class _Emitter:
             self.emit(depth, f"{var} = {self.expr(expr, rule.section, scope)}")
             scope[name] = var
         body = depth
+        live_lines = self.lines
         if rule.when is not None and not (isinstance(rule.when, ast.Bool) and rule.when.value):
             cond = self.expr(rule.when, rule.section, scope)
+            if cond == "False" and not self.traced:  # never matches with this config:
+                self.emit(depth, "# (never matches with this config)")
+                self.lines = []  # its decisions are still declared, its code is dropped
             if self.traced:
                 self.emit(depth, f"_matched = bool({cond})")
                 self.emit(depth, f"_trace.tried.append(({rule.id!r}, _matched))")
@@ -158,10 +188,11 @@ class _Emitter:
             if rule.min_saved is not None:
                 test += f" and baseline - c >= {self.expr(rule.min_saved, rule.section, scope)}"
             self.emit(body, f"if {test}:")
-            self.emit(body + 1, f"return c, {cut}")
-            self.emit(body, f"return baseline, {other}")
+            self.leave(body + 1, "c", cut)
+            self.leave(body, "baseline", other)
         else:
-            self.emit(body, f"return baseline, {self.decision(rule, rule.outcome, 'matched')}")
+            self.leave(body, "baseline", self.decision(rule, rule.outcome, "matched"))
+        self.lines = live_lines
 
     def analyze(self, rule: ast.Rule, depth: int) -> None:
         spec = ANALYZERS[rule.analyze]
@@ -173,7 +204,7 @@ class _Emitter:
         fallback = self.decision(rule, rule.outcome, "no_rule_matched")
         for index, sub in enumerate(self.policy.sections.get(rule.analyze, [])):
             self.rule(sub, 1000 * (1 + list(ANALYZERS).index(spec.name)) + index, depth, fallback)
-        self.emit(depth, f"return baseline, {fallback}")
+        self.leave(depth, "baseline", fallback)
 
 
 _CONSTANTS = {"True": True, "False": False}
@@ -247,19 +278,26 @@ def analyzer_options(policy: ast.Policy, name: str, config: Config) -> dict[str,
 
 @dataclass
 class Evaluator:
-    """A policy bound to a config: fresh analyzer state and the compiled function."""
+    """A policy bound to a config: fresh analyzer state and the compiled functions
+    (``evaluate_batch`` is None for a traced evaluator: tracing is per packet)."""
 
     evaluate: object
     decisions: list[Decision]
     analyzers: dict[str, object]
     source: str
     trace: Trace | None
+    evaluate_batch: object | None = None
 
 
 def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) -> Evaluator:
     emitter = _Emitter(policy, config, traced)
     emitter.function()
     source = "\n".join(emitter.lines) + "\n"
+    if not traced:  # the same rules as a loop over a list of frames
+        batch = _Emitter(policy, config, False, batch=True)
+        batch.function()
+        assert batch.decisions == emitter.decisions
+        source += "\n\n" + "\n".join(batch.lines) + "\n"
     analyzers = {
         name: spec.factory(**analyzer_options(policy, name, config)) for name, spec in ANALYZERS.items()
     }
@@ -270,4 +308,5 @@ def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) ->
         namespace[f"_analyze_{name}"] = analyzer.analyze
     code = compile(source, f"<policy {policy.path}>", "exec")
     exec(code, namespace)  # noqa: S102 - our own generated source
-    return Evaluator(namespace["evaluate"], emitter.decisions, analyzers, source, trace)
+    return Evaluator(namespace["evaluate"], emitter.decisions, analyzers, source, trace,
+                     namespace.get("evaluate_batch"))  # fmt: skip

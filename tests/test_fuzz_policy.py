@@ -495,9 +495,9 @@ class _RecordingWriter:
     def __init__(self, writer: PcapWriter) -> None:
         self.writer, self.lengths = writer, []
 
-    def write(self, ts_ns, data, incl_len, orig_len):
-        self.lengths.append(incl_len)
-        self.writer.write(ts_ns, data, incl_len, orig_len)
+    def write_batch(self, frames, lengths):
+        self.lengths.extend(lengths)
+        self.writer.write_batch(frames, lengths)
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ text = "" if max_flows == 0 else f"[general]\nmax_flows = {max_flows}\n"
 config = parse_config_text(text, "bounds.ini")
 
 class Discard:
-    def write(self, ts_ns, data, incl_len, orig_len):
+    def write_batch(self, frames, lengths):
         pass
 
 pipeline = make_pipeline(select_policy(config), config, Discard())
