@@ -69,7 +69,8 @@ def ours(path: str, out: str, policy: str) -> tuple[int, int]:
     rules = load_policy(shipped_policy_path(policy))
     with PcapReader(path) as reader, PcapWriter(out, output_snaplen(config)) as writer:
         pipeline = make_pipeline(rules, config, writer)
-        pipeline.run(reader)
+        for batch in reader.batches():  # as the offline command does
+            pipeline.run_batch(batch)
     return pipeline.packets, pipeline.bytes_output
 
 

@@ -81,7 +81,8 @@ class TlsDirectionState:
 
 class TlsFacts:
     """What the walk saw in one segment (the ``tls.*`` facts).  Class
-    attributes are the defaults; a segment stores only what it changes."""
+    attributes are the defaults; a segment stores only what it changes.
+    Read-only once :meth:`TlsAnalyzer.analyze` returns it."""
 
     no_record = False
     malformed = False
@@ -106,6 +107,11 @@ class TlsFacts:
         return self
 
 
+# What a segment without payload on an unknown direction shows: every default.
+# Facts are read-only once returned, so one instance serves them all.
+_NOTHING_SEEN = TlsFacts()
+
+
 class TlsAnalyzer:
     """Per-direction TLS record tracking over a run (one instance per run)."""
 
@@ -123,14 +129,14 @@ class TlsAnalyzer:
     def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
                 seq: int, flags: int, base: int, n: int) -> TlsFacts:  # fmt: skip
         """Walk the ``n`` payload bytes at ``data[base:]`` of one TCP segment."""
-        f = TlsFacts()
         flows = self.flows
         key = (src, dst, sport, dport)
         if flags & _SYN_OR_RST:  # step 1: a new or aborted connection
             flows.delete(key)
             flows.delete((dst, src, dport, sport))
-        if n == 0:  # step 2
-            return f._state(flows.get(key, ts_ns))
+        if n == 0:  # step 2: nothing to walk, only the direction's state to report
+            s = flows.get(key, ts_ns)
+            return _NOTHING_SEEN if s is None else TlsFacts()._state(s)
         if flows.idle_timeout_ns:
             s = flows.get_or_create(key, ts_ns, TlsDirectionState)
         else:  # the common case, FlowTable.get inlined
@@ -139,6 +145,7 @@ class TlsAnalyzer:
                 s = flows.put(key, TlsDirectionState(), ts_ns)
             else:
                 s.used = True
+        f = TlsFacts()
         was_confirmed = s.confirmed
         if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission
             s.active = False
@@ -220,5 +227,9 @@ class TlsAnalyzer:
                 fresh.confirmed = True
                 fresh.seen_app_data = seen
             return f
-        f.malformed = uncertain
-        return f._state(s)
+        if uncertain:
+            f.malformed = True
+        f.synchronized = s.synchronized  # _state(s), inlined on the per-segment path
+        f.confirmed = s.confirmed
+        f.seen_app_data = s.seen_app_data
+        return f

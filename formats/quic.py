@@ -9,7 +9,7 @@ LONG_RETRY = 3
 MAX_CID_LENGTH = 20
 
 
-_VARINT_MASKS = {size: (1 << (8 * size - 2)) - 1 for size in (2, 4, 8)}  # without the 2 size bits
+_VARINT_MASKS = {size: (1 << (8 * size - 2)) - 1 for size in (4, 8)}  # without the 2 size bits
 
 
 def varint_at(buf, off: int, end: int):
@@ -24,6 +24,8 @@ def varint_at(buf, off: int, end: int):
         return None
     if size == 1:
         return first & 0x3F, 1
+    if size == 2:  # the common length field: cheaper than int.from_bytes
+        return (first & 0x3F) << 8 | buf[off + 1], 2
     return int.from_bytes(buf[off : off + size], "big") & _VARINT_MASKS[size], size
 
 
