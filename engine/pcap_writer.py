@@ -104,7 +104,6 @@ class PcapWriter:
             raise ValueError(f"write to closed output file '{self.path}'")
         append = self._parts.append
         pack = self._pack_record
-        pending = self._pending
         for (ts_ns, data, orig_len), incl_len in zip(frames, lengths, strict=True):
             if incl_len != len(data):
                 if incl_len > len(data):
@@ -115,10 +114,9 @@ class PcapWriter:
             sec, usec = divmod(ts_ns // 1000, 1_000_000)
             append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
             append(data)
-            pending += _RECORD_SIZE + incl_len
-        self._pending = pending
+        self._pending += _RECORD_SIZE * len(lengths) + sum(lengths)
         self.records += len(lengths)
-        if pending >= self._buffer_size:
+        if self._pending >= self._buffer_size:
             self.flush()
 
     @property
