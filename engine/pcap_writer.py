@@ -41,6 +41,12 @@ def _os_error(action: str, path: str, exc: OSError) -> str:
     return f"failed to {action} output file '{path}': {exc.strerror or exc}"
 
 
+def _cut(data: bytes | memoryview, incl_len: int) -> bytes:
+    if incl_len > len(data):
+        raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
+    return bytes(data[:incl_len])  # a view may be reused by its source: keep a copy
+
+
 def global_header(snaplen: int) -> bytes:
     """The 24-byte §11.1 header for a capture clamped to ``snaplen``."""
     return _FILE_HEADER.struct.pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)
@@ -100,17 +106,10 @@ class PcapWriter:
         """Append one record per frame ``(ts_ns, data, orig_len)``: the first
         ``lengths[i]`` bytes of its data, the timestamp truncated to whole
         microseconds (§11.3), orig_len never below incl_len (§6.4)."""
-        if self._file is None:
-            raise ValueError(f"write to closed output file '{self.path}'")
+        payloads = self._payloads(frames, lengths)
         append = self._parts.append
         pack = self._pack_record
-        for (ts_ns, data, orig_len), incl_len in zip(frames, lengths, strict=True):
-            if incl_len != len(data):
-                if incl_len > len(data):
-                    raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
-                data = data[:incl_len]
-            if data.__class__ is not bytes:
-                data = bytes(data)  # a view may be reused by its source: keep a copy
+        for (ts_ns, _, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
             sec, usec = divmod(ts_ns // 1000, 1_000_000)
             append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
             append(data)
@@ -118,6 +117,17 @@ class PcapWriter:
         self.records += len(lengths)
         if self._pending >= self._buffer_size:
             self.flush()
+
+    def _payloads(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
+                  lengths: Sequence[int]) -> list[bytes]:  # fmt: skip
+        """The bytes each record carries: the first ``lengths[i]`` of frame i's
+        data, as ``bytes`` of their own (checked before anything is buffered)."""
+        if self._file is None:
+            raise ValueError(f"write to closed output file '{self.path}'")
+        if len(frames) != len(lengths):
+            raise ValueError(f"{len(frames)} frame(s) but {len(lengths)} record length(s)")
+        return [data if n == len(data) and data.__class__ is bytes else _cut(data, n)
+                for (_, data, _), n in zip(frames, lengths, strict=True)]  # fmt: skip
 
     @property
     def bytes_written(self) -> int:

@@ -81,18 +81,11 @@ class PcapngWriter(PcapWriter):
         """Append one EPB on interface 0 per frame ``(ts_ns, data, orig_len)``: the
         first ``lengths[i]`` bytes of its data, the timestamp in whole nanoseconds,
         orig_len never below incl_len."""
-        if self._file is None:
-            raise ValueError(f"write to closed output file '{self.path}'")
+        payloads = self._payloads(frames, lengths)
         append = self._parts.append
         pack_epb, pack_trailer = self._pack_epb, self._pack_trailer
         pending = self._pending
-        for (ts_ns, data, orig_len), incl_len in zip(frames, lengths, strict=True):
-            if incl_len != len(data):
-                if incl_len > len(data):
-                    raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
-                data = data[:incl_len]
-            if data.__class__ is not bytes:
-                data = bytes(data)  # a view may be reused by its source: keep a copy
+        for (ts_ns, _, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
             total = _EPB_OVERHEAD + incl_len + (-incl_len & 3)
             append(pack_epb(
                 ng.BLOCK_TYPE_EPB, total, 0, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF, incl_len,
