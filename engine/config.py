@@ -312,8 +312,7 @@ def load_config(path: str) -> Config:
 
 def parse_config_text(text: str, path: str) -> Config:
     """Parse config text; `path` is only used, as given, in error messages."""
-    values = {key: spec.default for key, spec in KEYS.items()}
-    origin = dict.fromkeys(KEYS, "default")
+    values, origin = defaults()
     section: str | None = None
     for number, raw in enumerate(text.split("\n"), start=1):
         line = _trim(_strip_comment(raw))
@@ -328,6 +327,16 @@ def parse_config_text(text: str, path: str) -> Config:
             raise ConfigError(f"{path}:{number}: {exc}", number) from None
         values[spec.key] = value
         origin[spec.key] = "file"
+    return finish(path, values, origin)
+
+
+def defaults() -> tuple[dict[str, object], dict[str, str]]:
+    """Every key at its default: the values, and where each came from."""
+    return {key: spec.default for key, spec in KEYS.items()}, dict.fromkeys(KEYS, "default")
+
+
+def finish(path: str, values: dict[str, object], origin: dict[str, str]) -> Config:
+    """The checks that span keys (§5), then the config (INI and YAML alike)."""
     for message, holds in _FINAL_CHECKS:
         if not holds(values):
             raise ConfigError(f"{path}:0: {message}", 0)

@@ -18,15 +18,15 @@ from __future__ import annotations
 import yaml
 
 from .config import (
-    _FINAL_CHECKS,
     _SECTIONS,
-    KEYS,
     Config,
     ConfigError,
     _ascii_lower,
     _dispatch,
     _LineError,
     _trim,
+    defaults,
+    finish,
 )
 
 _NULL = "tag:yaml.org,2002:null"
@@ -42,8 +42,7 @@ def parse_config_yaml(data: bytes | str, path: str) -> Config:
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}:{line}: invalid YAML: {problem}", line) from None
-    values = {key: spec.default for key, spec in KEYS.items()}
-    origin = dict.fromkeys(KEYS, "default")
+    values, origin = defaults()
     for key, value, line in _assignments(root, path):
         try:
             if not value:
@@ -56,10 +55,7 @@ def parse_config_yaml(data: bytes | str, path: str) -> Config:
             raise ConfigError(f"{path}:{line}: {exc}", line) from None
         values[spec.key] = parsed
         origin[spec.key] = "file"
-    for message, holds in _FINAL_CHECKS:
-        if not holds(values):
-            raise ConfigError(f"{path}:0: {message}", 0)
-    return Config(path, values, origin)
+    return finish(path, values, origin)
 
 
 def _line(node: yaml.Node) -> int:
