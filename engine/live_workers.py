@@ -8,6 +8,11 @@ fragments, so every frame of a TCP or UDP flow reaches the same worker and its T
 stays whole.  The price of DEFRAG: an IPv4 datagram that arrived in fragments is recorded as
 one reassembled frame.
 
+Worker 0 creates the group with PACKET_FANOUT_FLAG_UNIQUEID: the kernel picks an id no other
+group on the host uses (a chosen id could be another program's group, e.g. another recorder's
+or an IDS's, and joining it would split the frames with it, silently).  It sends the id to
+the parent, which then starts the other workers to join it.
+
 The parent opens no socket: it starts the workers, waits until every one is ready (or reports
 the first failure once, as a single-process run would), prints the banner, lets them go,
 forwards SIGINT/SIGTERM, and at the end prints one stats block, the workers' figures summed
@@ -61,12 +66,6 @@ class WorkerReport:
 
 def _failed(message: str, hint: str | None = None) -> WorkerReport:
     return WorkerReport("failed", f"Live capture error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
-
-
-def fanout_group(parent: int) -> int:
-    """The run's group id, from the parent's pid: ids are 16 bits, one space per network
-    namespace, and a group only takes sockets of the same interface, type and flags."""
-    return parent & 0xFFFF
 
 
 def worker_config(config: Config, index: int) -> Config:
@@ -143,15 +142,23 @@ def run_workers(config: Config, policy, opts: dict, stop: StopRequest,
     sys.stdout.flush()  # what is buffered now must not be written again by each child
     sys.stderr.flush()
     workers: list[tuple[multiprocessing.Process, Connection]] = []
+
+    def start(index: int, group: int | None) -> None:
+        ours, theirs = context.Pipe()
+        inherited = [conn for _, conn in workers] + [ours]
+        args = (index, config, policy, opts, stop, theirs, inherited, parent, total, open_backend, group)
+        process = context.Process(target=_worker, name=f"capture worker {index}", args=args)
+        process.start()
+        theirs.close()
+        workers.append((process, ours))
+
     try:
-        for index in range(count):
-            ours, theirs = context.Pipe()
-            inherited = [conn for _, conn in workers] + [ours]
-            args = (index, config, policy, opts, stop, theirs, inherited, parent, total, open_backend)
-            process = context.Process(target=_worker, name=f"capture worker {index}", args=args)
-            process.start()
-            theirs.close()
-            workers.append((process, ours))
+        start(0, None)  # creates the group; its first word is the id the kernel chose
+        (first,) = _collect(workers, stop, first_stops_all=False, deadline=time.monotonic() + SETUP_TIMEOUT)
+        if not isinstance(first, int):
+            return _setup_failed(first, workers)
+        for index in range(1, count):
+            start(index, first)
         return _conduct(config, stop, workers)
     finally:
         _reap(workers)
@@ -164,10 +171,7 @@ def _conduct(config: Config, stop: StopRequest, workers: list) -> int:
     setup = _collect(workers, stop, first_stops_all=False, deadline=time.monotonic() + SETUP_TIMEOUT)
     problem = next((r for r in setup if r.kind != "ready"), None)
     if problem is not None:
-        for _, conn in workers:
-            _send(conn, None)  # "do not start": each closes what it opened and ends
-        sys.stderr.write((problem if problem.kind == "failed" else _failed(problem.message)).message)
-        return 1
+        return _setup_failed(problem, workers)
     out = sys.stdout
     out.write(banner(config))
     out.flush()
@@ -176,6 +180,13 @@ def _conduct(config: Config, stop: StopRequest, workers: list) -> int:
         _send(conn, start_ns)
     reports = _collect(workers, stop, first_stops_all=True)
     return _report(reports, stop)
+
+
+def _setup_failed(problem: WorkerReport, workers: list) -> int:
+    for _, conn in workers:
+        _send(conn, None)  # "do not start": each closes what it opened and ends
+    sys.stderr.write((problem if problem.kind == "failed" else _failed(problem.message)).message)
+    return 1
 
 
 def _collect(workers: list, stop: StopRequest, first_stops_all: bool,
@@ -258,13 +269,15 @@ def _send(conn: Connection, message: object) -> None:
 
 
 def _worker(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: Connection,
-            inherited: list[Connection], parent: int, total, open_backend) -> None:  # fmt: skip
-    """The body of worker ``index`` (a forked child: it inherited the parent's signal handler)."""
+            inherited: list[Connection], parent: int, total, open_backend,
+            group: int | None) -> None:  # fmt: skip
+    """The body of worker ``index`` (a forked child: it inherited the parent's signal handler);
+    ``group`` None: create the fanout group and send its id first."""
     for other in inherited:  # the parent's ends of the pipes: only the parent holds them
         other.close()
     _stop_when_orphaned(parent)
     try:
-        report = _capture(index, config, policy, opts, stop, conn, fanout_group(parent), total, open_backend)
+        report = _capture(index, config, policy, opts, stop, conn, group, total, open_backend)
     except BaseException:  # a bug: tell the parent rather than leave it waiting
         report = WorkerReport("crashed", f"capture worker {index}: {traceback.format_exc().strip()}")
     if report is not None:
@@ -273,7 +286,7 @@ def _worker(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
 
 
 def _capture(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: Connection,
-             group: int, total, open_backend) -> WorkerReport | None:  # fmt: skip
+             group: int | None, total, open_backend) -> WorkerReport | None:  # fmt: skip
     try:
         backend = open_backend()
     except CaptureError as e:
@@ -282,7 +295,10 @@ def _capture(index: int, config: Config, policy, opts: dict, stop: StopRequest, 
         return WorkerReport("failed", f"{e}\n")
     try:
         try:
-            backend.packet_socket.join_fanout(group, FANOUT_MODE)
+            if group is None:
+                _send(conn, backend.packet_socket.create_fanout(FANOUT_MODE))
+            else:
+                backend.packet_socket.join_fanout(group, FANOUT_MODE)
         except CaptureError as e:
             return _failed(str(e), e.hint)
         return _record(index, config, policy, opts, stop, conn, backend, total)

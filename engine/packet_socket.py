@@ -122,6 +122,17 @@ class PacketSocket:
         value = _FANOUT.pack(group & 0xFFFF | mode << 16)  # bytes: the flags overflow a C int
         self.set_option(lp.SOL_PACKET, lp.PACKET_FANOUT, value, "failed to join PACKET_FANOUT group")
 
+    def create_fanout(self, mode: int) -> int:
+        """A new PACKET_FANOUT group with an id the kernel picks among unused ones (so it
+        cannot be another program's group), this socket its first member; returns the id."""
+        value = _FANOUT.pack((mode | lp.PACKET_FANOUT_FLAG_UNIQUEID) << 16)
+        self.set_option(lp.SOL_PACKET, lp.PACKET_FANOUT, value, "failed to create a PACKET_FANOUT group")
+        try:
+            raw = self.sock.getsockopt(lp.SOL_PACKET, lp.PACKET_FANOUT, _FANOUT.size)
+        except OSError as exc:
+            raise os_failure("failed to read the PACKET_FANOUT group id", exc) from None
+        return _FANOUT.unpack(raw)[0] & 0xFFFF
+
     def read_statistics(self, v3: bool) -> tuple[int, int] | None:
         """Running totals of PACKET_STATISTICS (tp_packets includes the drops).  The
         kernel resets its counters on each read, so every read is added up here."""

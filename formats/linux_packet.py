@@ -21,6 +21,7 @@ PACKET_HOST = 0
 PACKET_OUTGOING = 4
 PACKET_FANOUT_HASH = 0
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+PACKET_FANOUT_FLAG_UNIQUEID = 0x2000  # the kernel picks an unused group id (Linux 4.15+)
 
 # Socket-level (SOL_SOCKET) options the socket module lacks, asm-generic/socket.h values
 # (x86, arm, arm64, riscv, powerpc, s390; not alpha/mips/parisc/sparc).

@@ -130,6 +130,37 @@ def test_max_packets_is_a_budget_the_workers_share():
     assert a.packets == b.packets == 10
 
 
+FOREIGN_GROUPS = """
+import socket, struct
+from pcapconstrictor.engine.live_workers import FANOUT_MODE
+from pcapconstrictor.engine.packet_socket import PacketSocket
+from pcapconstrictor.formats import linux_packet as lp
+
+def member():
+    sock = PacketSocket("cap0")
+    sock.bind(False)
+    return sock
+
+# another program's groups on the same interface, in our very mode, ids 0..15
+foreign = [member() for _ in range(16)]
+for group, sock in enumerate(foreign):
+    sock.join_fanout(group, FANOUT_MODE)
+first, second = member(), member()
+group = first.create_fanout(FANOUT_MODE)
+second.join_fanout(group, FANOUT_MODE)
+raw = second.sock.getsockopt(lp.SOL_PACKET, lp.PACKET_FANOUT, 4)
+print(group, struct.unpack("=I", raw)[0] & 0xFFFF)
+"""
+
+
+def test_the_workers_group_id_is_one_the_kernel_knows_to_be_unused(ns):
+    # a group id we picked could be another program's group in the same mode: joining it
+    # would split the frames with that program without a word
+    result = ns.exec(ns.capture, sys.executable, "-c", FOREIGN_GROUPS)
+    group, joined = map(int, result.stdout.split())
+    assert group not in range(16) and joined == group
+
+
 # --- one capture with two workers per backend, judged by several tests ----------------------
 
 
