@@ -107,9 +107,12 @@ class TlsFacts:
         return self
 
 
-# What a segment without payload on an unknown direction shows: every default.
-# Facts are read-only once returned, so one instance serves them all.
+# What a segment without payload on an unknown direction shows: every default; and
+# what one with payload shows when it does not start with a Handshake record.
+# Facts are read-only once returned, so one instance serves each.
 _NOTHING_SEEN = TlsFacts()
+_NO_RECORD = TlsFacts()
+_NO_RECORD.no_record = True
 
 
 class TlsAnalyzer:
@@ -138,13 +141,18 @@ class TlsAnalyzer:
             s = flows.get(key, ts_ns)
             return _NOTHING_SEEN if s is None else TlsFacts()._state(s)
         if flows.idle_timeout_ns:
-            s = flows.get_or_create(key, ts_ns, TlsDirectionState)
+            s = flows.get(key, ts_ns)
         else:  # the common case, FlowTable.get inlined
             s = flows.entries.get(key)
-            if s is None:
-                s = flows.put(key, TlsDirectionState(), ts_ns)
-            else:
+            if s is not None:
                 s.used = True
+        if s is None:
+            # A direction starts being tracked only at a Handshake record: anything else
+            # on an unknown direction is no_record, and a state made for it would be
+            # deleted at once (after possibly evicting a real flow to make room).
+            if n < _HEADER_SIZE or data[base] != _HANDSHAKE or data[base + _VERSION_AT] != _MAJOR:
+                return _NO_RECORD
+            s = flows.put(key, TlsDirectionState(), ts_ns)
         f = TlsFacts()
         was_confirmed = s.confirmed
         if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission

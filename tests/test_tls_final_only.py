@@ -8,6 +8,7 @@ options unless a test says otherwise, so the TCP payload starts at 54 (SPEC §8.
 
 from __future__ import annotations
 
+import pytest
 from packets import (
     ACK,
     ALERT,
@@ -638,3 +639,19 @@ def test_tcp_outside_the_tls_ports_is_not_walked():
     rec = Recorder()
     frame = tcp4_frame(tls_record(HANDSHAKE, 100), sport=50000, dport=80)
     assert rec.feed(frame) == whole(frame, "tcp")
+
+
+# --- flow table room (DECISIONS #6) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", [filler(300), tls_record(APPDATA, 40), b"\x16\x03"])
+def test_a_segment_that_starts_no_handshake_on_an_unknown_direction_takes_no_room(payload):
+    tls = TlsAnalyzer(boundary="reset", max_flows=2)
+    conn = Conn()
+    hello = conn.client(tls_record(HANDSHAKE, 300))
+    analyze_decoded(tls, decode(hello, len(hello)), hello, 0)
+    assert len(tls.flows) == 2  # the client direction and the confirmed server direction
+    other = tcp4_frame(payload, sport=50001)  # a new connection that is not TLS (yet)
+    facts = analyze_decoded(tls, decode(other, len(other)), other, 0)
+    assert facts.no_record and not (facts.synchronized or facts.confirmed or facts.records)
+    assert tls.flows.evictions == 0 and set(tls.flows.entries) == {CLIENT_KEY, SERVER_KEY}
