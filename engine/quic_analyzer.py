@@ -125,15 +125,14 @@ class QuicAnalyzer:
         f.short_header = True
         f.short_offset = off
         f.short_len = n - off
-        flows = self.flows
-        if flow is not None:
-            pass  # looked up for a long header of this datagram
-        elif flows.idle_timeout_ns:
-            flow = flows.get(key, ts_ns)
-        else:  # the common case, FlowTable.get inlined
-            flow = flows.entries.get(key)
-            if flow is not None:
-                flow.used = True
+        if flow is None:  # not looked up yet for a long header of this datagram
+            flows = self.flows
+            if flows.idle_timeout_ns:
+                flow = flows.get(key, ts_ns)
+            else:  # the common case, FlowTable.get inlined
+                flow = flows.entries.get(key)
+                if flow is not None:
+                    flow.used = True
         if flow is not None:
             expected = flow.scid_b if a_to_b else flow.scid_a
             if expected is not None:
