@@ -126,13 +126,7 @@ class QuicAnalyzer:
         f.short_offset = off
         f.short_len = n - off
         if flow is None:  # not looked up yet for a long header of this datagram
-            flows = self.flows
-            if flows.idle_timeout_ns:
-                flow = flows.get(key, ts_ns)
-            else:  # the common case, FlowTable.get inlined
-                flow = flows.entries.get(key)
-                if flow is not None:
-                    flow.used = True
+            flow = self.flows.get(key, ts_ns)
         if flow is not None:
             expected = flow.scid_b if a_to_b else flow.scid_a
             if expected is not None:

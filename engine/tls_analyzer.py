@@ -140,12 +140,7 @@ class TlsAnalyzer:
         if n == 0:  # step 2: nothing to walk, only the direction's state to report
             s = flows.get(key, ts_ns)
             return _NOTHING_SEEN if s is None else TlsFacts()._state(s)
-        if flows.idle_timeout_ns:
-            s = flows.get(key, ts_ns)
-        else:  # the common case, FlowTable.get inlined
-            s = flows.entries.get(key)
-            if s is not None:
-                s.used = True
+        s = flows.get(key, ts_ns)
         if s is None:
             # A direction starts being tracked only at a Handshake record: anything else
             # on an unknown direction is no_record, and a state made for it would be
