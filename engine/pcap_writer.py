@@ -121,11 +121,10 @@ class PcapWriter:
     def _payloads(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                   lengths: Sequence[int]) -> list[bytes]:  # fmt: skip
         """The bytes each record carries: the first ``lengths[i]`` of frame i's
-        data, as ``bytes`` of their own (checked before anything is buffered)."""
+        data, as ``bytes`` of their own (all checked before anything is buffered:
+        a length past its data, or a count that differs, raises ValueError)."""
         if self._file is None:
             raise ValueError(f"write to closed output file '{self.path}'")
-        if len(frames) != len(lengths):
-            raise ValueError(f"{len(frames)} frame(s) but {len(lengths)} record length(s)")
         return [data if n == len(data) and data.__class__ is bytes else _cut(data, n)
                 for (_, data, _), n in zip(frames, lengths, strict=True)]  # fmt: skip
 
