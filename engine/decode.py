@@ -2,79 +2,90 @@
 
 Publishes the facts that classification rules read (``decode.*``, ``ip.*``,
 ``tcp.*``, ``udp.*``).  The hot path, :func:`decode_fields`, is one function
-returning a plain tuple (the generated evaluator unpacks it into locals); each
-header is read with one ``struct`` unpack of just the fields used, its format,
-positions, shifts and masks derived from the ``formats/`` schema.
+returning a plain tuple (the generated evaluator unpacks it into locals).  It
+reads each field it needs as bytes at the offset, shift and mask derived from
+the ``formats/`` schema (``Final`` constants): compiled by mypyc
+(engine/compiled.py), a byte index is far cheaper than a ``struct`` call.
 :func:`decode` wraps the same tuple as a :class:`Decoded` for tests and tools.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from ..formats import ethernet, ip, transport
 from ..formats.layout import Layout
 
-_ETH = Layout(ethernet.ethernet_header)
-_VLAN = Layout(ethernet.vlan_tag)
-_IPV4 = Layout(ip.ipv4_header)
-_IPV6 = Layout(ip.ipv6_header)
-_TCP = Layout(transport.tcp_header)
-_UDP = Layout(transport.udp_header)
+_ETH: Final = Layout(ethernet.ethernet_header)
+_VLAN: Final = Layout(ethernet.vlan_tag)
+_IPV4: Final = Layout(ip.ipv4_header)
+_IPV6: Final = Layout(ip.ipv6_header)
+_TCP: Final = Layout(transport.tcp_header)
+_UDP: Final = Layout(transport.udp_header)
 
-_ETH_SIZE = _ETH.size
-_VLAN_SIZE = _VLAN.size
-# EtherTypes are read as two bytes at their schema offsets (cheaper than a
-# struct call); the asserts keep this tied to the schemas.
-_ETH_TYPE_AT = _ETH.fields["ethertype"].offset
-_VLAN_TYPE_AT = _VLAN.fields["ethertype"].offset
-assert _ETH.fields["ethertype"].code == _VLAN.fields["ethertype"].code == "H"
-assert _ETH.byte_order == _VLAN.byte_order == ">"
-_TAG_8021Q, _TAG_8021AD = ethernet.VLAN_ETHERTYPES
-_TYPE_IPV4 = ethernet.ETHERTYPE_IPV4
-_TYPE_IPV6 = ethernet.ETHERTYPE_IPV6
 
-_V4_SIZE = _IPV4.size
-_V4 = _IPV4.select("version", "ihl", "total_length", "flags_fragment", "protocol", "src", "dst")
-_V4_UNPACK = _V4.unpack_from
-_V4_VI, _V4_VERSION_SHIFT, _V4_VERSION_MASK = _V4.word("version")
-_, _V4_IHL_SHIFT, _V4_IHL_MASK = _V4.word("ihl")
-_V4_TOTAL = _V4.word("total_length")[0]
-_V4_FRAG = _V4.word("flags_fragment")[0]  # MF bit + fragment offset live in this word
-_V4_PROTO = _V4.word("protocol")[0]
-_V4_SRC = _V4.word("src")[0]
-_V4_DST = _V4.word("dst")[0]
-_MF_OR_OFFSET = (_IPV4.fields["more_fragments"].mask << _IPV4.fields["more_fragments"].shift) | (
-    _IPV4.fields["fragment_offset"].mask << _IPV4.fields["fragment_offset"].shift
+def _word_at(layout: Layout, name: str, size: int) -> int:
+    """Offset of a big-endian ``size``-byte field, which the code below reads
+    byte by byte (the check keeps that code tied to the schema)."""
+    f = layout.fields[name]
+    if f.size != size or (size > 1 and f.order != ">"):
+        raise TypeError(f"{name}: expected a big-endian {size}-byte field")
+    return f.offset
+
+
+_ETH_SIZE: Final = _ETH.size
+_VLAN_SIZE: Final = _VLAN.size
+_ETH_TYPE_AT: Final = _word_at(_ETH, "ethertype", 2)
+_VLAN_TYPE_AT: Final = _word_at(_VLAN, "ethertype", 2)
+_TAG_8021Q: Final = ethernet.VLAN_ETHERTYPES[0]
+_TAG_8021AD: Final = ethernet.VLAN_ETHERTYPES[1]
+_TYPE_IPV4: Final = ethernet.ETHERTYPE_IPV4
+_TYPE_IPV6: Final = ethernet.ETHERTYPE_IPV6
+
+_V4_SIZE: Final = _IPV4.size
+_V4_VERSION_AT: Final = _IPV4.in_byte("version")[0]
+_V4_VERSION_SHIFT: Final = _IPV4.in_byte("version")[1]
+_V4_VERSION_MASK: Final = _IPV4.in_byte("version")[2]
+_V4_IHL_AT: Final = _IPV4.in_byte("ihl")[0]
+_V4_IHL_SHIFT: Final = _IPV4.in_byte("ihl")[1]
+_V4_IHL_MASK: Final = _IPV4.in_byte("ihl")[2]
+_V4_TOTAL_AT: Final = _word_at(_IPV4, "total_length", 2)
+_V4_FRAG_AT: Final = _word_at(_IPV4, "flags_fragment", 2)  # MF bit + fragment offset live here
+_V4_PROTO_AT: Final = _word_at(_IPV4, "protocol", 1)
+_V4_SRC_AT: Final = _IPV4.offset("src")
+_V4_DST_AT: Final = _IPV4.offset("dst")
+_V4_ADDR: Final = _IPV4.fields["src"].size
+_MF_OR_OFFSET: Final = (_IPV4.word("more_fragments")[2] << _IPV4.word("more_fragments")[1]) | (
+    _IPV4.word("fragment_offset")[2] << _IPV4.word("fragment_offset")[1]
 )
 
-_V6_SIZE = _IPV6.size
-_V6 = _IPV6.select("version", "payload_length", "next_header", "src", "dst")
-_V6_UNPACK = _V6.unpack_from
-_V6_VCL, _V6_VERSION_SHIFT, _V6_VERSION_MASK = _V6.word("version")
-_V6_PAYLOAD = _V6.word("payload_length")[0]
-_V6_NEXT = _V6.word("next_header")[0]
-_V6_SRC = _V6.word("src")[0]
-_V6_DST = _V6.word("dst")[0]
-_V6_EXTENSIONS = ip.IPV6_EXTENSION_HEADERS
+_V6_SIZE: Final = _IPV6.size
+_V6_VERSION_AT: Final = _IPV6.in_byte("version")[0]
+_V6_VERSION_SHIFT: Final = _IPV6.in_byte("version")[1]
+_V6_VERSION_MASK: Final = _IPV6.in_byte("version")[2]
+_V6_PAYLOAD_AT: Final = _word_at(_IPV6, "payload_length", 2)
+_V6_NEXT_AT: Final = _word_at(_IPV6, "next_header", 1)
+_V6_SRC_AT: Final = _IPV6.offset("src")
+_V6_DST_AT: Final = _IPV6.offset("dst")
+_V6_ADDR: Final = _IPV6.fields["src"].size
+_V6_EXTENSIONS: Final = ip.IPV6_EXTENSION_HEADERS
 
-_TCP_SIZE = _TCP.size
-_TCPS = _TCP.select("src_port", "dst_port", "seq", "data_offset", "flags")
-_TCP_UNPACK = _TCPS.unpack_from
-_TCP_SRC = _TCPS.word("src_port")[0]
-_TCP_DST = _TCPS.word("dst_port")[0]
-_TCP_SEQ = _TCPS.word("seq")[0]
-_TCP_OR, _TCP_DOFF_SHIFT, _TCP_DOFF_MASK = _TCPS.word("data_offset")
-_TCP_FLAGS = _TCPS.word("flags")[0]
+_TCP_SIZE: Final = _TCP.size
+_TCP_SRC_AT: Final = _word_at(_TCP, "src_port", 2)
+_TCP_DST_AT: Final = _word_at(_TCP, "dst_port", 2)
+_TCP_SEQ_AT: Final = _word_at(_TCP, "seq", 4)
+_TCP_DOFF_AT: Final = _TCP.in_byte("data_offset")[0]
+_TCP_DOFF_SHIFT: Final = _TCP.in_byte("data_offset")[1]
+_TCP_DOFF_MASK: Final = _TCP.in_byte("data_offset")[2]
+_TCP_FLAGS_AT: Final = _word_at(_TCP, "flags", 1)
 
-_UDP_SIZE = _UDP.size
-_UDP_UNPACK = _UDP.struct.unpack_from
-_UDP_SRC = _UDP.word("src_port")[0]
-_UDP_DST = _UDP.word("dst_port")[0]
-_UDP_LEN = _UDP.word("length")[0]
+_UDP_SIZE: Final = _UDP.size
+_UDP_SRC_AT: Final = _word_at(_UDP, "src_port", 2)
+_UDP_DST_AT: Final = _word_at(_UDP, "dst_port", 2)
+_UDP_LEN_AT: Final = _word_at(_UDP, "length", 2)
 
-PROTO_TCP = ip.IPPROTO_TCP
-PROTO_UDP = ip.IPPROTO_UDP
+PROTO_TCP: Final = ip.IPPROTO_TCP
+PROTO_UDP: Final = ip.IPPROTO_UDP
 
 
 class Decoded(NamedTuple):
@@ -131,41 +142,45 @@ def decode_fields(data: bytes, n: int) -> tuple:
     if ethertype == _TYPE_IPV4:
         if off + _V4_SIZE > n:
             return _net_error("truncated_ipv4_header", ethertype, tags, net)
-        w = _V4_UNPACK(data, off)
-        vi = w[_V4_VI]
-        ihl = ((vi >> _V4_IHL_SHIFT) & _V4_IHL_MASK) * 4
-        if (vi >> _V4_VERSION_SHIFT) & _V4_VERSION_MASK != 4 or ihl < _V4_SIZE:
+        ihl = ((data[off + _V4_IHL_AT] >> _V4_IHL_SHIFT) & _V4_IHL_MASK) * 4
+        if (data[off + _V4_VERSION_AT] >> _V4_VERSION_SHIFT) & _V4_VERSION_MASK != 4 or ihl < _V4_SIZE:
             return _net_error("invalid_ipv4_ihl", ethertype, tags, net)
         if off + ihl > n:
             return _net_error("truncated_ipv4_header", ethertype, tags, net)
-        total = w[_V4_TOTAL]
+        p = off + _V4_TOTAL_AT
+        total = data[p] << 8 | data[p + 1]
         if total < ihl:
             return _net_error("invalid_ipv4_total_length", ethertype, tags, net)
         if off + total > n:
             return _net_error("truncated_ipv4_packet", ethertype, tags, net)
         version = 4
-        protocol = w[_V4_PROTO]
-        src = w[_V4_SRC]
-        dst = w[_V4_DST]
-        if w[_V4_FRAG] & _MF_OR_OFFSET:  # any fragment: IP, but no transport
+        protocol = data[off + _V4_PROTO_AT]
+        p = off + _V4_SRC_AT
+        src = data[p : p + _V4_ADDR]
+        p = off + _V4_DST_AT
+        dst = data[p : p + _V4_ADDR]
+        p = off + _V4_FRAG_AT
+        if (data[p] << 8 | data[p + 1]) & _MF_OR_OFFSET:  # any fragment: IP, but no transport
             return ("", ethertype, tags, True, 4, protocol, net, 0, False, False, src, dst, 0, 0, 0, 0, 0, 0)
         off += ihl
         end = net + total
     elif ethertype == _TYPE_IPV6:
         if off + _V6_SIZE > n:
             return _net_error("truncated_ipv6_header", ethertype, tags, net)
-        w = _V6_UNPACK(data, off)
-        if (w[_V6_VCL] >> _V6_VERSION_SHIFT) & _V6_VERSION_MASK != 6:
+        if (data[off + _V6_VERSION_AT] >> _V6_VERSION_SHIFT) & _V6_VERSION_MASK != 6:
             return _net_error("truncated_ipv6_header", ethertype, tags, net)
-        end = off + _V6_SIZE + w[_V6_PAYLOAD]
+        p = off + _V6_PAYLOAD_AT
+        end = off + _V6_SIZE + (data[p] << 8 | data[p + 1])
         if end > n:
             return _net_error("truncated_ipv6_packet", ethertype, tags, net)
-        protocol = w[_V6_NEXT]
+        protocol = data[off + _V6_NEXT_AT]
         if protocol in _V6_EXTENSIONS:
             return _net_error("unsupported_ipv6_extension_headers", ethertype, tags, net)
         version = 6
-        src = w[_V6_SRC]
-        dst = w[_V6_DST]
+        p = off + _V6_SRC_AT
+        src = data[p : p + _V6_ADDR]
+        p = off + _V6_DST_AT
+        dst = data[p : p + _V6_ADDR]
         off += _V6_SIZE
     else:  # non-IP
         return ("", ethertype, tags, False, 0, 0, net, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
@@ -175,26 +190,35 @@ def decode_fields(data: bytes, n: int) -> tuple:
         if off + _TCP_SIZE > limit:
             return ("truncated_tcp_header", ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
-        w = _TCP_UNPACK(data, off)
-        hdr = ((w[_TCP_OR] >> _TCP_DOFF_SHIFT) & _TCP_DOFF_MASK) * 4
+        hdr = ((data[off + _TCP_DOFF_AT] >> _TCP_DOFF_SHIFT) & _TCP_DOFF_MASK) * 4
         if hdr < _TCP_SIZE or off + hdr > limit:
             reason = "invalid_tcp_data_offset" if hdr < _TCP_SIZE else "truncated_tcp_header"
             return (reason, ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
+        p = off + _TCP_SEQ_AT
+        seq = data[p] << 24 | data[p + 1] << 16 | data[p + 2] << 8 | data[p + 3]
+        p = off + _TCP_SRC_AT
+        sport = data[p] << 8 | data[p + 1]
+        p = off + _TCP_DST_AT
+        dport = data[p] << 8 | data[p + 1]
         return ("", ethertype, tags, True, version, protocol, net, off, True, False, src, dst,
-                w[_TCP_SRC], w[_TCP_DST], off + hdr, end - off - hdr, w[_TCP_SEQ], w[_TCP_FLAGS])  # fmt: skip
+                sport, dport, off + hdr, end - off - hdr, seq, data[off + _TCP_FLAGS_AT])  # fmt: skip
     if protocol == PROTO_UDP:
         if off + _UDP_SIZE > limit:
             return ("truncated_udp_header", ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
-        w = _UDP_UNPACK(data, off)
-        length = w[_UDP_LEN]
+        p = off + _UDP_LEN_AT
+        length = data[p] << 8 | data[p + 1]
         if length < _UDP_SIZE or off + length > end:
             reason = "invalid_udp_length" if length < _UDP_SIZE else "truncated_udp_payload"
             return (reason, ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
+        p = off + _UDP_SRC_AT
+        sport = data[p] << 8 | data[p + 1]
+        p = off + _UDP_DST_AT
+        dport = data[p] << 8 | data[p + 1]
         return ("", ethertype, tags, True, version, protocol, net, off, False, True, src, dst,
-                w[_UDP_SRC], w[_UDP_DST], off + _UDP_SIZE, length - _UDP_SIZE, 0, 0)  # fmt: skip
+                sport, dport, off + _UDP_SIZE, length - _UDP_SIZE, 0, 0)  # fmt: skip
     return ("", ethertype, tags, True, version, protocol, net, off, False, False, src, dst, 0, 0, 0, 0, 0, 0)
 
 

@@ -66,8 +66,8 @@ class PcapngWriter(PcapWriter):
         self._header = section_header_block(comment, application) + interface_description_block(
             snaplen, if_name, if_filter
         )
-        self._pack_epb = _EPB.struct.pack
-        self._pack_trailer = _TRAILER.struct.pack
+        self._pack_epb = _EPB.whole_struct().pack
+        self._pack_trailer = _TRAILER.whole_struct().pack
         super().__init__(path, snaplen, buffer_size)
 
     def file_header(self) -> bytes:

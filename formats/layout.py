@@ -3,7 +3,7 @@
 construct parses a header 40-150x slower than ``struct``; the per-packet path
 therefore reads through a :class:`Layout` computed *from* a schema once at
 import: the byte offset of every field, a ``struct`` format for the whole
-header, and shift/mask pairs for bit fields.  The schema stays the only place
+header, shift/mask pairs for bit fields, and where a field lies in one byte.  The schema stays the only place
 a layout is written (STYLE.md, dpkt).
 """
 
@@ -100,6 +100,26 @@ class Layout:
                     sub.name, offset, size, code, index, ">", remaining, (1 << width) - 1
                 )
 
+    def whole_struct(self) -> struct.Struct:
+        """The struct reading the whole header (typed: no None to check)."""
+        if self.struct is None:
+            raise ValueError("a header with fields of mixed byte order has no single struct")
+        return self.struct
+
+    def in_byte(self, name: str) -> tuple[int, int, int]:
+        """``(offset, shift, mask)`` of a field that lies within one byte:
+        ``(buf[base + offset] >> shift) & mask`` is its value.  For compiled
+        code, where one byte index costs far less than a struct call."""
+        f = self.fields[name]
+        if f.mask is None:
+            if f.size != 1:
+                raise ValueError(f"{name} is {f.size} bytes wide")
+            return f.offset, 0, 0xFF
+        low, high = f.shift // 8, (f.shift + f.mask.bit_length() - 1) // 8
+        if low != high:
+            raise ValueError(f"{name} spans more than one byte")
+        return f.offset + f.size - 1 - low, f.shift % 8, f.mask
+
     def offset(self, name: str) -> int:
         return self.fields[name].offset
 
@@ -119,11 +139,6 @@ class Layout:
         shift, mask = field.shift, field.mask
         return lambda buf, base=0: (unpack(buf, base + off)[0] >> shift) & mask
 
-    def select(self, *names: str) -> Selection:
-        """A struct that reads only ``names`` (bytes between them are pad), for
-        the hot path: fewer Python objects per unpack than the whole header."""
-        return Selection(self, names)
-
     def parse_fast(self, buf, base: int = 0) -> dict:
         """All named fields as a dict, via the derived struct (used by tests
         to prove agreement with ``schema.parse``)."""
@@ -135,39 +150,6 @@ class Layout:
             v = words[f.index]
             out[f.name] = v if f.mask is None else (v >> f.shift) & f.mask
         return out
-
-
-class Selection:
-    """Some fields of a :class:`Layout` read by one ``struct`` unpack.
-
-    A bit field is read through its containing word: ``word(name)`` gives
-    ``(index, shift, mask)`` into the unpacked tuple, like ``Layout.word``.
-    """
-
-    def __init__(self, layout: Layout, names: tuple[str, ...]) -> None:
-        if layout.byte_order is None:
-            raise TypeError("a selection needs a layout with one byte order")
-        words: dict[int, Field] = {}  # containing word (by unpack index) -> its first field
-        for name in names:
-            f = layout.fields[name]
-            words.setdefault(f.index, f)
-        parts: list[str] = []
-        self._index: dict[int, int] = {}  # layout unpack index -> selection unpack index
-        pos = 0
-        for layout_index, f in sorted(words.items(), key=lambda item: item[1].offset):
-            if f.offset > pos:
-                parts.append(f"{f.offset - pos}x")
-            parts.append(f.code)
-            self._index[layout_index] = len(self._index)
-            pos = f.offset + f.size
-        self.layout = layout
-        self.names = names
-        self.struct = struct.Struct(layout.byte_order + "".join(parts))
-        self.unpack_from = self.struct.unpack_from
-
-    def word(self, name: str) -> tuple[int, int, int]:
-        index, shift, mask = self.layout.word(name)
-        return self._index[index], shift, mask
 
 
 def _unwrap(sub: cs.Construct) -> cs.Construct:
