@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO
 
+from pcapconstrictor.engine.record_batch import RecordBatch
 from pcapconstrictor.formats.layout import Layout
 from pcapconstrictor.formats.pcap import (
     LINKTYPE_ETHERNET,
@@ -92,8 +93,8 @@ class PcapReader:
         raw = self._read_exact(GLOBAL_HEADER_SIZE)
         if len(raw) < GLOBAL_HEADER_SIZE:
             raise PcapReadError("file offset 0: unexpected EOF while reading PCAP global header")
-        as_be = _FILE_HEADER[True].struct.unpack_from(raw)
-        as_le = _FILE_HEADER[False].struct.unpack_from(raw)
+        as_be = _FILE_HEADER[True].whole_struct().unpack_from(raw)
+        as_le = _FILE_HEADER[False].whole_struct().unpack_from(raw)
         if as_be[0] == PCAPNG_BLOCK_TYPE_SHB:
             raise PcapReadError("file offset 0: pcapng is not supported by this offline feed mode")
         magics = (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS)
@@ -162,7 +163,7 @@ class PcapReader:
         chunk read; at the first bad record, the good ones before it come as a
         last list, then the §12.1 error is raised.  Single pass: the reader is
         a stream (stdin included), not a file view."""
-        unpack = _RECORD_HEADER[self.big_endian].struct.unpack_from
+        unpack = _RECORD_HEADER[self.big_endian].whole_struct().unpack_from
         to_ns = 1 if self.nanosecond else 1000
         per_sec = 1_000_000_000 if self.nanosecond else 1_000_000
         hdr = RECORD_HEADER_SIZE
@@ -170,18 +171,27 @@ class PcapReader:
         pos = 0
         base = GLOBAL_HEADER_SIZE  # file offset of buf[0]
         index = 0
+        verbatim = not self.big_endian and not self.nanosecond
         while True:
             end = len(buf)
-            frames: list[tuple[int, bytes, int]] = []
+            frames = RecordBatch()
             append = frames.append
+            first = pos
+            irregular = False
             while pos + hdr <= end:
                 sec, frac, incl, orig = unpack(buf, pos)
                 start = pos + hdr
                 stop = start + incl
                 if stop > end or incl > orig:
                     break
+                if frac >= per_sec:
+                    irregular = True
                 append(((sec * per_sec + frac) * to_ns, buf[start:stop], orig))
                 pos = stop
+            if verbatim and not irregular and frames:
+                frames.records = buf
+                frames.records_at = first
+                frames.records_count = len(frames)
             index += len(frames)
             base += pos
             if pos < end:
@@ -217,7 +227,7 @@ class PcapReader:
                     f"file offset {base}: unexpected EOF while reading packet header; "
                     f"{len(tail)} trailing byte(s) could not be processed"
                 )
-        _, _, incl, orig = _RECORD_HEADER[self.big_endian].struct.unpack_from(tail)
+        _, _, incl, orig = _RECORD_HEADER[self.big_endian].whole_struct().unpack_from(tail)
         if incl > orig:
             raise PcapReadError(
                 f"packet {index} at file offset {base}: "

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import BinaryIO
 
+from pcapconstrictor.engine.record_batch import RecordBatch
 from pcapconstrictor.formats.layout import Layout
 from pcapconstrictor.formats.pcap import (
     LINKTYPE_ETHERNET,
@@ -49,7 +50,7 @@ def _cut(data: bytes | memoryview, incl_len: int) -> bytes:
 
 def global_header(snaplen: int) -> bytes:
     """The 24-byte §11.1 header for a capture clamped to ``snaplen``."""
-    return _FILE_HEADER.struct.pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)
+    return _FILE_HEADER.whole_struct().pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)
 
 
 class PcapWriter:
@@ -67,7 +68,7 @@ class PcapWriter:
         self._buffer_size = buffer_size
         self._parts: list[bytes] = []  # whole records, not yet handed to the OS
         self._pending = 0  # their size in bytes
-        self._pack_record = _RECORD_HEADER.struct.pack
+        self._pack_record = _RECORD_HEADER.whole_struct().pack
         self._failed = False
         self._file: BinaryIO | None
         self._close_file = path != "-"
@@ -106,6 +107,10 @@ class PcapWriter:
         """Append one record per frame ``(ts_ns, data, orig_len)``: the first
         ``lengths[i]`` bytes of its data, the timestamp truncated to whole
         microseconds (§11.3), orig_len never below incl_len (§6.4)."""
+        records = getattr(frames, "records", None)
+        if records is not None:  # input records we may copy whole (engine/record_batch.py)
+            self._write_records(frames, lengths, records)
+            return
         payloads = self._payloads(frames, lengths)
         append = self._parts.append
         pack = self._pack_record
@@ -113,6 +118,37 @@ class PcapWriter:
             sec, usec = divmod(ts_ns // 1000, 1_000_000)
             append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
             append(data)
+        self._pending += _RECORD_SIZE * len(lengths) + sum(lengths)
+        self.records += len(lengths)
+        if self._pending >= self._buffer_size:
+            self.flush()
+
+    def _write_records(self, frames: RecordBatch, lengths: Sequence[int], records: bytes) -> None:
+        """:meth:`write_batch` for frames that carry their input records: a
+        frame kept whole is its record, so each run of them is one slice of
+        the input; a cut frame gets a new header and its first bytes."""
+        if self._file is None:
+            raise ValueError(f"write to closed output file '{self.path}'")
+        append = self._parts.append
+        pack = self._pack_record
+        whole = frames.records_count  # frames past it are not in records
+        pos = run = frames.records_at  # this frame's record / the unwritten run's start
+        for i, ((ts_ns, data, orig_len), incl_len) in enumerate(zip(frames, lengths, strict=True)):
+            size = len(data)
+            if incl_len == size and i < whole:
+                pos += _RECORD_SIZE + size
+                continue
+            if incl_len > size:
+                raise ValueError(f"incl_len {incl_len} exceeds the {size} byte(s) of packet data")
+            if pos > run:
+                append(records[run:pos])
+            sec, usec = divmod(ts_ns // 1000, 1_000_000)
+            append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
+            append(data[:incl_len])
+            pos += _RECORD_SIZE + size
+            run = pos
+        if pos > run:
+            append(records[run:pos])
         self._pending += _RECORD_SIZE * len(lengths) + sum(lengths)
         self.records += len(lengths)
         if self._pending >= self._buffer_size:
