@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_mix import build, replay  # noqa: E402
 from offline import CONFIG, measure  # noqa: E402
 
+from pcapconstrictor.engine.compiled import build_description  # noqa: E402
 from pcapconstrictor.engine.config import parse_config_text  # noqa: E402
 from pcapconstrictor.engine.pcap_writer import PcapWriter  # noqa: E402
 from pcapconstrictor.engine.runner import make_pipeline  # noqa: E402
@@ -33,7 +34,8 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    build = build_description()  # compiled with mypyc, or pure Python
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}; {build}"
 
 
 def offline_rows(count: int, workdir: str) -> list[tuple[str, str, str]]:

@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(HELP)
         return 0
     if argv == ["--version"]:
-        sys.stdout.write(f"{PROG} {VERSION}\n")
+        from .compiled import build_description
+
+        sys.stdout.write(f"{PROG} {VERSION} ({build_description()})\n")
         return 0
     if argv == ["--list-interfaces"]:
         from .interfaces import list_interfaces

@@ -28,7 +28,7 @@ def _state_lines(evaluator, decoded) -> list[str]:
                        ("reverse", (d.dst_addr, d.src_addr, d.dst_port, d.src_port))):  # fmt: skip
         state = tls.get(key)
         if state is not None:
-            fields = " ".join(f"{k}={getattr(state, k)}" for k in type(state).__slots__ if k != "used")
+            fields = " ".join(f"{k}={getattr(state, k)}" for k in state.FIELDS)
             lines.append(f"  tls {label}: {fields}")
     quic = evaluator.analyzers["quic"].flows.entries
     for key, state in quic.items():

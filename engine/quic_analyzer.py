@@ -8,28 +8,30 @@ up to the rules.
 
 from __future__ import annotations
 
+from typing import ClassVar, Final
+
 from ..formats import quic as quic_format
 from ..formats.layout import Layout
 from .facts import table
 from .flow_table import FlowTable
 
-_FIXED = Layout(quic_format.quic_long_header_fixed)
-_FIXED_SIZE = _FIXED.size
+_FIXED: Final = Layout(quic_format.quic_long_header_fixed)
+_FIXED_SIZE: Final = _FIXED.size
 # Read as bytes at their schema offsets (cheaper than a struct call each):
 # the version only needs comparing with 0, the packet type is a bit field of
 # the first byte.
-_VERSION_AT = _FIXED.fields["version"].offset
-_VERSION_END = _VERSION_AT + _FIXED.fields["version"].size
-_VERSION_ZERO = bytes(_FIXED.fields["version"].size)
-_TYPE_AT = _FIXED.fields["long_packet_type"].offset
-_TYPE_SHIFT = _FIXED.fields["long_packet_type"].shift
-_TYPE_MASK = _FIXED.fields["long_packet_type"].mask
+_VERSION_AT: Final = _FIXED.fields["version"].offset
+_VERSION_END: Final = _VERSION_AT + _FIXED.fields["version"].size
+_VERSION_ZERO: Final = bytes(_FIXED.fields["version"].size)
+_TYPE_AT: Final = _FIXED.fields["long_packet_type"].offset
+_TYPE_SHIFT: Final = _FIXED.fields["long_packet_type"].shift
+_TYPE_MASK: Final = _FIXED.word("long_packet_type")[2]
 assert _FIXED.fields["long_packet_type"].code == "B"
-_DCID_LEN_AT = _FIXED.fields["dcid_length"].offset
-_MAX_CID = quic_format.MAX_CID_LENGTH
+_DCID_LEN_AT: Final = _FIXED.fields["dcid_length"].offset
+_MAX_CID: Final = quic_format.MAX_CID_LENGTH
 _varint_at = quic_format.varint_at
-_INITIAL = quic_format.LONG_INITIAL
-_RETRY = quic_format.LONG_RETRY
+_INITIAL: Final = quic_format.LONG_INITIAL
+_RETRY: Final = quic_format.LONG_RETRY
 
 QUIC_FACTS = table("quic", "q.", [
     ("long_headers", "int", "long_headers", "long-header packets parsed at the start of the datagram"),
@@ -84,7 +86,9 @@ class QuicAnalyzer:
         self.flows: FlowTable[QuicFlowState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
     # decoder fields analyze() takes after (data, ts_ns), in order
-    INPUTS = ("ip_version", "src_addr", "dst_addr", "src_port", "dst_port", "payload_offset", "payload_len")
+    INPUTS: ClassVar[tuple[str, ...]] = (
+        "ip_version", "src_addr", "dst_addr", "src_port", "dst_port", "payload_offset", "payload_len",
+    )  # fmt: skip
 
     def analyze(self, data: bytes, ts_ns: int, version: int, src_addr: bytes, dst_addr: bytes,
                 sport: int, dport: int, base: int, n: int) -> QuicFacts:  # fmt: skip

@@ -11,24 +11,26 @@ the record boundary (stream/bulk, §15.4).
 
 from __future__ import annotations
 
+from typing import ClassVar, Final
+
 from ..formats import tls as tls_format
 from ..formats.layout import Layout
 from ..formats.transport import TCP_FLAG_RST, TCP_FLAG_SYN
 from .facts import table
 from .flow_table import FlowTable
 
-_RECORD = Layout(tls_format.tls_record_header)
+_RECORD: Final = Layout(tls_format.tls_record_header)
 # The u16 length is read as two bytes at its schema offset (cheaper than a
 # struct call per record); the assert keeps this tied to the schema.
-_LEN_AT = _RECORD.fields["length"].offset
+_LEN_AT: Final = _RECORD.fields["length"].offset
 assert _RECORD.fields["length"].code == "H" and _RECORD.byte_order == ">"
-_HEADER_SIZE = _RECORD.size
-_VERSION_AT = _RECORD.fields["version_major"].offset
-_TYPES = tls_format.RECORD_CONTENT_TYPES
-_HANDSHAKE = tls_format.CONTENT_HANDSHAKE
-_APPDATA = tls_format.CONTENT_APPLICATION_DATA
-_MAJOR = tls_format.LEGACY_VERSION_MAJOR
-_SYN_OR_RST = TCP_FLAG_SYN | TCP_FLAG_RST
+_HEADER_SIZE: Final = _RECORD.size
+_VERSION_AT: Final = _RECORD.fields["version_major"].offset
+_TYPES: Final = tls_format.RECORD_CONTENT_TYPES
+_HANDSHAKE: Final = tls_format.CONTENT_HANDSHAKE
+_APPDATA: Final = tls_format.CONTENT_APPLICATION_DATA
+_MAJOR: Final = tls_format.LEGACY_VERSION_MAJOR
+_SYN_OR_RST: Final = TCP_FLAG_SYN | TCP_FLAG_RST
 
 BOUNDARY_MODES = ("reset", "parse")
 
@@ -63,10 +65,11 @@ TLS_FACTS = table("tls", "t.", [
 class TlsDirectionState:
     """SPEC §8.3: what is known about one direction of a TCP connection."""
 
-    __slots__ = (
+    FIELDS: ClassVar[tuple[str, ...]] = (  # the §8.3 state, in the order tools show it
         "confirmed", "seen_app_data", "synchronized", "expected_seq",
-        "active", "active_remaining", "active_app_data", "used",
+        "active", "active_remaining", "active_app_data",
     )  # fmt: skip
+    __slots__ = (*FIELDS, "used")
 
     def __init__(self) -> None:
         self.used = False  # the flow table's eviction mark, not TLS state
@@ -110,8 +113,8 @@ class TlsFacts:
 # What a segment without payload on an unknown direction shows: every default; and
 # what one with payload shows when it does not start with a Handshake record.
 # Facts are read-only once returned, so one instance serves each.
-_NOTHING_SEEN = TlsFacts()
-_NO_RECORD = TlsFacts()
+_NOTHING_SEEN: Final = TlsFacts()
+_NO_RECORD: Final = TlsFacts()
 _NO_RECORD.no_record = True
 
 
@@ -126,8 +129,10 @@ class TlsAnalyzer:
         self.flows: FlowTable[TlsDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
     # decoder fields analyze() takes after (data, ts_ns), in order
-    INPUTS = ("src_addr", "dst_addr", "src_port", "dst_port", "tcp_seq", "tcp_flags",
-              "payload_offset", "payload_len")  # fmt: skip
+    INPUTS: ClassVar[tuple[str, ...]] = (
+        "src_addr", "dst_addr", "src_port", "dst_port", "tcp_seq", "tcp_flags",
+        "payload_offset", "payload_len",
+    )  # fmt: skip
 
     def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
                 seq: int, flags: int, base: int, n: int) -> TlsFacts:  # fmt: skip
