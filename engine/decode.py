@@ -23,20 +23,10 @@ _IPV6: Final = Layout(ip.ipv6_header)
 _TCP: Final = Layout(transport.tcp_header)
 _UDP: Final = Layout(transport.udp_header)
 
-
-def _word_at(layout: Layout, name: str, size: int) -> int:
-    """Offset of a big-endian ``size``-byte field, which the code below reads
-    byte by byte (the check keeps that code tied to the schema)."""
-    f = layout.fields[name]
-    if f.size != size or (size > 1 and f.order != ">"):
-        raise TypeError(f"{name}: expected a big-endian {size}-byte field")
-    return f.offset
-
-
 _ETH_SIZE: Final = _ETH.size
 _VLAN_SIZE: Final = _VLAN.size
-_ETH_TYPE_AT: Final = _word_at(_ETH, "ethertype", 2)
-_VLAN_TYPE_AT: Final = _word_at(_VLAN, "ethertype", 2)
+_ETH_TYPE_AT: Final = _ETH.big_endian_at("ethertype", 2)
+_VLAN_TYPE_AT: Final = _VLAN.big_endian_at("ethertype", 2)
 _TAG_8021Q: Final = ethernet.VLAN_ETHERTYPES[0]
 _TAG_8021AD: Final = ethernet.VLAN_ETHERTYPES[1]
 _TYPE_IPV4: Final = ethernet.ETHERTYPE_IPV4
@@ -49,9 +39,9 @@ _V4_VERSION_MASK: Final = _IPV4.in_byte("version")[2]
 _V4_IHL_AT: Final = _IPV4.in_byte("ihl")[0]
 _V4_IHL_SHIFT: Final = _IPV4.in_byte("ihl")[1]
 _V4_IHL_MASK: Final = _IPV4.in_byte("ihl")[2]
-_V4_TOTAL_AT: Final = _word_at(_IPV4, "total_length", 2)
-_V4_FRAG_AT: Final = _word_at(_IPV4, "flags_fragment", 2)  # MF bit + fragment offset live here
-_V4_PROTO_AT: Final = _word_at(_IPV4, "protocol", 1)
+_V4_TOTAL_AT: Final = _IPV4.big_endian_at("total_length", 2)
+_V4_FRAG_AT: Final = _IPV4.big_endian_at("flags_fragment", 2)  # MF bit + fragment offset live here
+_V4_PROTO_AT: Final = _IPV4.big_endian_at("protocol", 1)
 _V4_SRC_AT: Final = _IPV4.offset("src")
 _V4_DST_AT: Final = _IPV4.offset("dst")
 _V4_ADDR: Final = _IPV4.fields["src"].size
@@ -63,26 +53,26 @@ _V6_SIZE: Final = _IPV6.size
 _V6_VERSION_AT: Final = _IPV6.in_byte("version")[0]
 _V6_VERSION_SHIFT: Final = _IPV6.in_byte("version")[1]
 _V6_VERSION_MASK: Final = _IPV6.in_byte("version")[2]
-_V6_PAYLOAD_AT: Final = _word_at(_IPV6, "payload_length", 2)
-_V6_NEXT_AT: Final = _word_at(_IPV6, "next_header", 1)
+_V6_PAYLOAD_AT: Final = _IPV6.big_endian_at("payload_length", 2)
+_V6_NEXT_AT: Final = _IPV6.big_endian_at("next_header", 1)
 _V6_SRC_AT: Final = _IPV6.offset("src")
 _V6_DST_AT: Final = _IPV6.offset("dst")
 _V6_ADDR: Final = _IPV6.fields["src"].size
 _V6_EXTENSIONS: Final = ip.IPV6_EXTENSION_HEADERS
 
 _TCP_SIZE: Final = _TCP.size
-_TCP_SRC_AT: Final = _word_at(_TCP, "src_port", 2)
-_TCP_DST_AT: Final = _word_at(_TCP, "dst_port", 2)
-_TCP_SEQ_AT: Final = _word_at(_TCP, "seq", 4)
+_TCP_SRC_AT: Final = _TCP.big_endian_at("src_port", 2)
+_TCP_DST_AT: Final = _TCP.big_endian_at("dst_port", 2)
+_TCP_SEQ_AT: Final = _TCP.big_endian_at("seq", 4)
 _TCP_DOFF_AT: Final = _TCP.in_byte("data_offset")[0]
 _TCP_DOFF_SHIFT: Final = _TCP.in_byte("data_offset")[1]
 _TCP_DOFF_MASK: Final = _TCP.in_byte("data_offset")[2]
-_TCP_FLAGS_AT: Final = _word_at(_TCP, "flags", 1)
+_TCP_FLAGS_AT: Final = _TCP.big_endian_at("flags", 1)
 
 _UDP_SIZE: Final = _UDP.size
-_UDP_SRC_AT: Final = _word_at(_UDP, "src_port", 2)
-_UDP_DST_AT: Final = _word_at(_UDP, "dst_port", 2)
-_UDP_LEN_AT: Final = _word_at(_UDP, "length", 2)
+_UDP_SRC_AT: Final = _UDP.big_endian_at("src_port", 2)
+_UDP_DST_AT: Final = _UDP.big_endian_at("dst_port", 2)
+_UDP_LEN_AT: Final = _UDP.big_endian_at("length", 2)
 
 PROTO_TCP: Final = ip.IPPROTO_TCP
 PROTO_UDP: Final = ip.IPPROTO_UDP

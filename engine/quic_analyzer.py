@@ -23,13 +23,12 @@ _FIXED_SIZE: Final = _FIXED.size
 _VERSION_AT: Final = _FIXED.fields["version"].offset
 _VERSION_END: Final = _VERSION_AT + _FIXED.fields["version"].size
 _VERSION_ZERO: Final = bytes(_FIXED.fields["version"].size)
-_TYPE_AT: Final = _FIXED.fields["long_packet_type"].offset
-_TYPE_SHIFT: Final = _FIXED.fields["long_packet_type"].shift
-_TYPE_MASK: Final = _FIXED.word("long_packet_type")[2]
-assert _FIXED.fields["long_packet_type"].code == "B"
+_TYPE_AT: Final = _FIXED.in_byte("long_packet_type")[0]
+_TYPE_SHIFT: Final = _FIXED.in_byte("long_packet_type")[1]
+_TYPE_MASK: Final = _FIXED.in_byte("long_packet_type")[2]
 _DCID_LEN_AT: Final = _FIXED.fields["dcid_length"].offset
 _MAX_CID: Final = quic_format.MAX_CID_LENGTH
-_varint_at = quic_format.varint_at
+_varint_at: Final = quic_format.varint_at
 _INITIAL: Final = quic_format.LONG_INITIAL
 _RETRY: Final = quic_format.LONG_RETRY
 

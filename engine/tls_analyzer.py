@@ -21,9 +21,8 @@ from .flow_table import FlowTable
 
 _RECORD: Final = Layout(tls_format.tls_record_header)
 # The u16 length is read as two bytes at its schema offset (cheaper than a
-# struct call per record); the assert keeps this tied to the schema.
-_LEN_AT: Final = _RECORD.fields["length"].offset
-assert _RECORD.fields["length"].code == "H" and _RECORD.byte_order == ">"
+# struct call per record).
+_LEN_AT: Final = _RECORD.big_endian_at("length", 2)
 _HEADER_SIZE: Final = _RECORD.size
 _VERSION_AT: Final = _RECORD.fields["version_major"].offset
 _TYPES: Final = tls_format.RECORD_CONTENT_TYPES

@@ -106,6 +106,15 @@ class Layout:
             raise ValueError("a header with fields of mixed byte order has no single struct")
         return self.struct
 
+    def big_endian_at(self, name: str, size: int) -> int:
+        """Offset of a big-endian ``size``-byte field, for code that reads it
+        byte by byte; raises if the schema says otherwise, so such code stays
+        tied to the schema."""
+        f = self.fields[name]
+        if f.size != size or (size > 1 and f.order != ">"):
+            raise TypeError(f"{name}: expected a big-endian {size}-byte field")
+        return f.offset
+
     def in_byte(self, name: str) -> tuple[int, int, int]:
         """``(offset, shift, mask)`` of a field that lies within one byte:
         ``(buf[base + offset] >> shift) & mask`` is its value.  For compiled

@@ -136,6 +136,17 @@ def test_in_byte_covers_nibbles_and_bytes_and_refuses_wider_fields():
             layout.in_byte(wide)
 
 
+def test_big_endian_at_gives_offsets_only_for_what_the_schema_declares():
+    layout = Layout(SCHEMAS["ip.ipv4_header"])
+    assert layout.big_endian_at("total_length", 2) == 2
+    assert layout.big_endian_at("protocol", 1) == 9
+    with pytest.raises(TypeError):
+        layout.big_endian_at("total_length", 4)  # a u16, not a u32
+    pcap = Layout(SCHEMAS["pcap.pcaprec_hdr_le"])
+    with pytest.raises(TypeError):
+        pcap.big_endian_at("incl_len", 4)  # little-endian
+
+
 def test_bit_fields_are_read_from_the_most_significant_bits_first():
     # ipv4: version is the high nibble, ihl the low one (RFC 791).
     layout = Layout(SCHEMAS["ip.ipv4_header"])
