@@ -77,3 +77,14 @@ def ns(namespaces_available):
     pair = Netns()
     yield pair
     pair.close()
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory, namespaces_available) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for the live tests' TLS server."""
+    where = tmp_path_factory.mktemp("cert")
+    key, crt = where / "key.pem", where / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-subj", "/CN=pcapconstrictor.test", "-days", "2", "-keyout", str(key),
+                    "-out", str(crt)], check=True, capture_output=True, timeout=30)  # fmt: skip
+    return crt, key

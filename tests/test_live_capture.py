@@ -123,16 +123,6 @@ class LiveRun:
     tmp: Path
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory, namespaces_available) -> tuple[Path, Path]:
-    where = tmp_path_factory.mktemp("cert")
-    key, crt = where / "key.pem", where / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-subj", "/CN=pcapconstrictor.test", "-days", "2", "-keyout", str(key),
-                    "-out", str(crt)], check=True, capture_output=True, timeout=30)  # fmt: skip
-    return crt, key
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def live_run(request, tmp_path_factory, cert, namespaces_available) -> LiveRun:
     backend = request.param

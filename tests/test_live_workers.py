@@ -53,16 +53,6 @@ for index in range(count):
 """
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory, namespaces_available) -> tuple[Path, Path]:
-    where = tmp_path_factory.mktemp("cert")
-    key, crt = where / "key.pem", where / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-subj", "/CN=pcapconstrictor.test", "-days", "2", "-keyout", str(key),
-                    "-out", str(crt)], check=True, capture_output=True, timeout=30)  # fmt: skip
-    return crt, key
-
-
 def worker_files(output: Path, count: int = 2) -> list[Path]:
     return [output.with_name(f"{output.name}.{index}") for index in range(count)]
 
