@@ -123,12 +123,15 @@ class PcapWriter:
         if self._pending >= self._buffer_size:
             self.flush()
 
+    def _check_open(self) -> None:
+        if self._file is None:
+            raise ValueError(f"write to closed output file '{self.path}'")
+
     def _write_records(self, frames: RecordBatch, lengths: Sequence[int], records: bytes) -> None:
         """:meth:`write_batch` for frames that carry their input records: a
         frame kept whole is its record, so each run of them is one slice of
         the input; a cut frame gets a new header and its first bytes."""
-        if self._file is None:
-            raise ValueError(f"write to closed output file '{self.path}'")
+        self._check_open()
         append = self._parts.append
         pack = self._pack_record
         whole = frames.records_count  # frames past it are not in records
@@ -159,8 +162,7 @@ class PcapWriter:
         """The bytes each record carries: the first ``lengths[i]`` of frame i's
         data, as ``bytes`` of their own (all checked before anything is buffered:
         a length past its data, or a count that differs, raises ValueError)."""
-        if self._file is None:
-            raise ValueError(f"write to closed output file '{self.path}'")
+        self._check_open()
         return [data if n == len(data) and data.__class__ is bytes else _cut(data, n)
                 for (_, data, _), n in zip(frames, lengths, strict=True)]  # fmt: skip
 
