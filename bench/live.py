@@ -195,7 +195,7 @@ class LiveBench:
             config = self.tmp / "live.ini"
             config.write_text(f"[capture]\ninterface = {RX_IF}\nbackend = {capturer.backend}\n"
                               f"workers = {capturer.workers}\noutput = {output}\n")  # fmt: skip
-            argv = [sys.executable, "-m", "pcapconstrictor.engine.cli", "--config", str(config)]
+            argv = [sys.executable, "-m", "pcapconstrictor.engine", "--config", str(config)]
             ready, stream = "Press Ctrl+C to stop.", "stdout"
         if capturer.has_own_cpus:
             argv = ["taskset", "-c", f"1-{CPUS - 1}", *argv]

@@ -127,7 +127,7 @@ def drain_recvmsg_into(rx: socket.socket) -> int:
 
 
 def recvmsg_backend():
-    from pcapconstrictor.engine.capture_recvmsg import RecvmsgCapture
+    from pcapconstrictor.engine.sources.recvmsg import RecvmsgCapture
 
     capture = RecvmsgCapture("bench1", False, BUFFER)
     capture.packet_socket.sock.setsockopt(socket.SOL_SOCKET, lp.SO_RCVBUFFORCE, 1 << 30)
@@ -135,7 +135,7 @@ def recvmsg_backend():
 
 
 def tpacket_backend():
-    from pcapconstrictor.engine.capture_tpacket import TpacketCapture
+    from pcapconstrictor.engine.sources.tpacket import TpacketCapture
 
     return TpacketCapture("bench1", False, 1 << 20, 64, 2048, 64)
 
@@ -180,7 +180,7 @@ def recorder_under_flood(seconds: float) -> None:
             config = Path(tmp) / "bench.ini"
             config.write_text(f"[capture]\ninterface = bench1\nbackend = {backend}\n"
                               f"output = {tmp}/out.pcap\n")  # fmt: skip
-            recorder = subprocess.Popen([sys.executable, "-m", "pcapconstrictor.engine.cli", "--config",
+            recorder = subprocess.Popen([sys.executable, "-m", "pcapconstrictor.engine", "--config",
                                          str(config)], stdout=subprocess.PIPE, text=True)  # fmt: skip
             for line in recorder.stdout:
                 if line.startswith("Press Ctrl+C"):

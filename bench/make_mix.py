@@ -12,9 +12,9 @@ import argparse
 import struct
 from pathlib import Path
 
-from pcapconstrictor.engine.decode import decode
-from pcapconstrictor.engine.pcap_reader import PcapReader
-from pcapconstrictor.engine.pcap_writer import PcapWriter
+from pcapconstrictor.engine.analysis.decode import decode
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_CASES = ("tls_test_2", "quic_test_2", "ipv6_ipv4_test_1")

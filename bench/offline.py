@@ -12,10 +12,10 @@ import struct
 import tempfile
 import time
 
-from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.engine.pcap_reader import PcapReader
-from pcapconstrictor.engine.pcap_writer import PcapWriter
-from pcapconstrictor.engine.runner import make_pipeline, output_snaplen
+from pcapconstrictor.engine.config import output_snaplen, parse_config_text
+from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import load_policy, shipped_policy_path
 
 CONFIG = """

@@ -22,8 +22,8 @@ from offline import CONFIG, measure  # noqa: E402
 
 from pcapconstrictor.engine.compiled import build_description  # noqa: E402
 from pcapconstrictor.engine.config import parse_config_text  # noqa: E402
-from pcapconstrictor.engine.pcap_writer import PcapWriter  # noqa: E402
-from pcapconstrictor.engine.runner import make_pipeline  # noqa: E402
+from pcapconstrictor.engine.run.pipeline import make_pipeline  # noqa: E402
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter  # noqa: E402
 from pcapconstrictor.grammar import load_policy, shipped_policy_path  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def startup_rows() -> list[tuple[str, str, str]]:
     best = float("inf")
     for _ in range(5):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pcapconstrictor.engine.cli", "--help"],
+        subprocess.run([sys.executable, "-m", "pcapconstrictor.engine", "--help"],
                        check=True, capture_output=True)  # fmt: skip
         best = min(best, time.perf_counter() - t)
     # policy load in a fresh interpreter: lark builds its parser from the grammar

@@ -15,9 +15,9 @@ import sys
 import tempfile
 
 from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.engine.pcap_reader import PcapReader
-from pcapconstrictor.engine.pcap_writer import PcapWriter
-from pcapconstrictor.engine.runner import make_pipeline
+from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import load_policy, shipped_policy_path
 
 MSS = 1448

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib
 
-# engine modules compiled by setup.py (a literal: setup.py reads it without importing us)
-MYPYC_MODULES = ("decode", "flow_table", "quic_analyzer", "tls_analyzer")
+# modules under engine/ compiled by setup.py (a literal: setup.py reads it without importing us)
+MYPYC_MODULES = ("analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls")
 
 
 def compiled_modules() -> list[str]:

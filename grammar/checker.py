@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import difflib
 
-from ..engine.analyzers import ANALYZERS
-from ..engine.config import KEYS
-from ..engine.facts import DECODE_FACTS, FRAME_FACTS, Fact
-from ..engine.stats import UPSTREAM_COUNTERS, UPSTREAM_REASONS
+from pcapconstrictor.engine.analysis.facts import DECODE_FACTS, FRAME_FACTS, Fact
+from pcapconstrictor.engine.analysis.reasons import UPSTREAM_COUNTERS, UPSTREAM_REASONS
+from pcapconstrictor.engine.analysis.registry import ANALYZERS
+from pcapconstrictor.engine.config import KEYS
+
 from . import ast
 from .errors import PolicyError
 

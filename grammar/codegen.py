@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.analyzers import ANALYZERS
-from ..engine.config import Config
-from ..engine.decode import FIELDS, Decoded, decode_fields
-from ..engine.facts import DECODE_FACTS, DECODED
+from pcapconstrictor.engine.analysis.decode import FIELDS, Decoded, decode_fields
+from pcapconstrictor.engine.analysis.facts import DECODE_FACTS, DECODED
+from pcapconstrictor.engine.analysis.registry import ANALYZERS
+from pcapconstrictor.engine.config import Config
+
 from . import ast
 from .checker import facts_for
 from .errors import PolicyError

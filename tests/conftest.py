@@ -19,7 +19,7 @@ GOLDEN_CASES = ("tls_test_2", "quic_test_2", "ipv6_ipv4_test_1")
 def run_cli(*args: str, cwd: str | os.PathLike | None = None, stdin: bytes | None = None):
     """Run the installed console script's code in a fresh interpreter."""
     return subprocess.run(
-        [sys.executable, "-m", "pcapconstrictor.engine.cli", *args],
+        [sys.executable, "-m", "pcapconstrictor.engine", *args],
         capture_output=True, cwd=cwd, input=stdin, timeout=300,
     )  # fmt: skip
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import GOLDEN, config_with_output, run_cli
-from pcapconstrictor.engine.stats import UPSTREAM_COUNTERS, UPSTREAM_REASONS
+from pcapconstrictor.engine.analysis.reasons import UPSTREAM_COUNTERS, UPSTREAM_REASONS
 from pcapconstrictor.grammar import shipped_policy_path
 
 RULES_DIR = Path(shipped_policy_path("final_only")).parent

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import FIXTURES, GOLDEN, GOLDEN_CASES
 from pcapconstrictor.engine.config import load_config
-from pcapconstrictor.engine.pcap_reader import PcapReader
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 
 INPUTS = sorted({*FIXTURES.glob("golden/*/input.pcap"), *FIXTURES.glob("policies/*/input.pcap")})

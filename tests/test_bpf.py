@@ -18,8 +18,8 @@ import pytest
 from netns import CAP4, CAP_IF, read_pcap, stats_block, stop, wait_for_line
 
 from conftest import GOLDEN, GOLDEN_CASES, ROOT, run_cli
-from pcapconstrictor.engine import bpf
-from pcapconstrictor.engine.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources import capture_filter as bpf
 from pcapconstrictor.formats import bpf as fb
 from tests import packets as p
 
@@ -51,7 +51,7 @@ EXPRESSIONS = [
     "(tcp or udp) and (port 443 or port 53) and not src net 192.0.2.0/28",
 ]
 SNAPLENS = (65535, 262144, 96)
-RECORDER = (sys.executable, "-m", "pcapconstrictor.engine.cli")
+RECORDER = (sys.executable, "-m", "pcapconstrictor.engine")
 
 
 def tcpdump_or_skip() -> str:

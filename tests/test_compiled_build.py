@@ -37,6 +37,6 @@ def test_the_description_matches_what_is_compiled():
 
 
 def test_version_names_the_build():
-    out = subprocess.run([sys.executable, "-m", "pcapconstrictor.engine.cli", "--version"],
+    out = subprocess.run([sys.executable, "-m", "pcapconstrictor.engine", "--version"],
                          check=True, capture_output=True, text=True).stdout  # fmt: skip
     assert out == f"pcapconstrictor-afpacket 0.1.0 ({compiled.build_description()})\n"

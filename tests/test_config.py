@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pcapconstrictor.engine.config import (
-    KEYS,
-    Config,
-    ConfigError,
-    load_config,
-    parse_config_text,
-)
+from pcapconstrictor.engine.config import KEYS, Config, ConfigError, load_config, parse_config_text
 
 # Written out from SPEC §5.3 and the brief, not read from KEYS, so the table is checked.
 DEFAULTS = {

@@ -17,7 +17,7 @@ from packets import (
     udp,
 )
 
-from pcapconstrictor.engine.decode import decode
+from pcapconstrictor.engine.analysis.decode import decode
 
 IPV4, IPV6, ARP = 0x0800, 0x86DD, 0x0806
 TCP, UDP, ICMP, ESP, ICMPV6, NO_NEXT = 6, 17, 1, 50, 58, 59

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pcapconstrictor.engine.flow_table import FlowTable
+from pcapconstrictor.engine.analysis.flow_table import FlowTable
 
 
 class State:

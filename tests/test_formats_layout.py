@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import pcapconstrictor.formats as formats_pkg
 from conftest import GOLDEN
-from pcapconstrictor.engine.decode import decode
-from pcapconstrictor.engine.pcap_reader import PcapReader
+from pcapconstrictor.engine.analysis.decode import decode
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.formats import quic
 from pcapconstrictor.formats.layout import Layout
 

@@ -21,11 +21,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import GOLDEN, GOLDEN_CASES, ROOT
-from pcapconstrictor.engine.analyzers import ANALYZERS
+from pcapconstrictor.engine.analysis.facts import DECODE_FACTS, FRAME_FACTS
+from pcapconstrictor.engine.analysis.reasons import UPSTREAM_COUNTERS, UPSTREAM_REASONS
+from pcapconstrictor.engine.analysis.registry import ANALYZERS
 from pcapconstrictor.engine.config import KEYS, Config, ConfigError, load_config, parse_config_text
-from pcapconstrictor.engine.facts import DECODE_FACTS, FRAME_FACTS
-from pcapconstrictor.engine.pcap_reader import PcapReader
-from pcapconstrictor.engine.stats import UPSTREAM_COUNTERS, UPSTREAM_REASONS
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import Policy, PolicyError, build_evaluator, load_policy, shipped_policy_path
 from pcapconstrictor.grammar.codegen import analyzer_options
 

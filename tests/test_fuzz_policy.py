@@ -22,12 +22,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import GOLDEN, GOLDEN_CASES
-from pcapconstrictor.engine.config import Config, parse_config_text
-from pcapconstrictor.engine.pcap_reader import PcapReader
-from pcapconstrictor.engine.pcap_writer import PcapWriter
-from pcapconstrictor.engine.policy_select import select_policy
-from pcapconstrictor.engine.runner import Pipeline, output_snaplen
-from pcapconstrictor.engine.stats import UPSTREAM_REASONS
+from pcapconstrictor.engine.analysis.reasons import UPSTREAM_REASONS
+from pcapconstrictor.engine.config import Config, output_snaplen, parse_config_text
+from pcapconstrictor.engine.run.pipeline import Pipeline
+from pcapconstrictor.engine.run.policy_select import select_policy
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import Evaluator, build_evaluator
 
 # --- frames, built independently of formats/ -------------------------------------------------

@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import GOLDEN, GOLDEN_CASES
-from pcapconstrictor.engine.pcap_reader import PcapReader, PcapReadError
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader, PcapReadError
 
 MAGICS = {  # first four bytes -> (struct byte order, ns per fraction unit, fractions per second)
     b"\xd4\xc3\xb2\xa1": ("<", 1000, 10**6),

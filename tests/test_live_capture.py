@@ -42,7 +42,7 @@ from netns import (
 from conftest import run_cli, tshark_count
 
 BACKENDS = ("recvmsg", "tpacket_v3")
-RECORDER = (sys.executable, "-m", "pcapconstrictor.engine.cli")
+RECORDER = (sys.executable, "-m", "pcapconstrictor.engine")
 STATS_KEYS = [
     "packets_total", "packets_written", "bytes_input", "bytes_output", "bytes_saved", "receive_errors",
     "kernel_packets", "kernel_drops", "tls_appdata_constricted", "tls_fallback", "quic_long_header",
@@ -288,7 +288,7 @@ def test_vlan_tags_the_kernel_strips_are_saved_in_the_frame(ns, tmp_path, backen
 
 QUEUED_BEFORE_BIND = """
 import socket, time
-from pcapconstrictor.engine.packet_socket import PacketSocket
+from pcapconstrictor.engine.sources.packet_socket import PacketSocket
 from pcapconstrictor.formats import linux_packet as lp
 
 ours = PacketSocket("cap0")  # how both backends open their socket

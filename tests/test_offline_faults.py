@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import GOLDEN, config_with_output, run_cli, tshark_count
-from pcapconstrictor.engine.pcap_reader import PcapReader
-from pcapconstrictor.engine.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 
 INPUT = GOLDEN / "ipv6_ipv4_test_1" / "input.pcap"
 CONFIG = GOLDEN / "ipv6_ipv4_test_1" / "config.ini"
@@ -37,7 +37,7 @@ def test_a_signal_during_a_long_offline_run_leaves_whole_records_and_prints_stat
 ):
     out = tmp_path / "out.pcap"
     config = config_with_output(tmp_path, CONFIG, out)
-    proc = subprocess.Popen([sys.executable, "-m", "pcapconstrictor.engine.cli", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "pcapconstrictor.engine", "--config", str(config),
                              "--offline-input", str(big_input)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 60
@@ -91,12 +91,12 @@ def test_an_unwritable_output_directory_is_refused(tmp_path):
 
 
 def test_an_unexpected_error_shows_no_traceback_unless_debug(tmp_path, monkeypatch):
-    from pcapconstrictor.engine import cli, commands
+    from pcapconstrictor.engine.commands import cli, offline
 
     def boom(opts):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(commands, "offline", boom)
+    monkeypatch.setattr(offline, "run_offline", boom)
     args = ["--config", str(CONFIG), "--offline-input", str(INPUT)]
     assert cli.main(args) == 1
     with pytest.raises(RuntimeError):

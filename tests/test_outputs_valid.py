@@ -34,7 +34,7 @@ from test_fuzz_policy import (
 
 from conftest import GOLDEN, GOLDEN_CASES, run_cli
 from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.engine.pcap_reader import PcapReader
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 
 MAGICS = {  # (big endian, nanosecond) -> magic as written
     (False, False): b"\xd4\xc3\xb2\xa1",

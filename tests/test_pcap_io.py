@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pcapconstrictor.engine import pcap_reader
-from pcapconstrictor.engine.pcap_reader import PcapReader, PcapReadError
-from pcapconstrictor.engine.pcap_writer import PcapWriteError, PcapWriter
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError, PcapWriter
+from pcapconstrictor.engine.sources import pcap_reader
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader, PcapReadError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TRUNCATED = FIXTURES / "upstream_extra" / "truncated_tail_test_1.pcap"

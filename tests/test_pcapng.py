@@ -22,7 +22,7 @@ from netns import CAP4, CAP_IF, read_pcap, stop, wait_for_line
 from conftest import GOLDEN, GOLDEN_CASES, run_cli
 from pcapconstrictor.formats import pcapng as ng
 
-RECORDER = (sys.executable, "-m", "pcapconstrictor.engine.cli")
+RECORDER = (sys.executable, "-m", "pcapconstrictor.engine")
 BASE_NS = 1_700_000_000_123_456_789
 
 

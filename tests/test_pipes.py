@@ -18,7 +18,7 @@ from netns import CAP4, CAP_IF, wait_for_line
 
 from conftest import GOLDEN, GOLDEN_CASES
 
-RECORDER = (sys.executable, "-m", "pcapconstrictor.engine.cli")
+RECORDER = (sys.executable, "-m", "pcapconstrictor.engine")
 
 
 def tshark() -> str:

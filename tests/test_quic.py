@@ -25,10 +25,10 @@ from packets import (
     udp6_frame,
 )
 
-from pcapconstrictor.engine.analyzers import analyze_decoded
+from pcapconstrictor.engine.analysis.decode import decode
+from pcapconstrictor.engine.analysis.quic import QuicAnalyzer
+from pcapconstrictor.engine.analysis.registry import analyze_decoded
 from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.engine.decode import decode
-from pcapconstrictor.engine.quic_analyzer import QuicAnalyzer
 from pcapconstrictor.formats.quic import LONG_HANDSHAKE, LONG_INITIAL, LONG_RETRY, LONG_ZERO_RTT
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 

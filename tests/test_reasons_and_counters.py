@@ -28,9 +28,9 @@ from packets import (
 )
 
 from conftest import FIXTURES, GOLDEN
+from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.config import load_config, parse_config_text
-from pcapconstrictor.engine.decode import decode
-from pcapconstrictor.engine.pcap_reader import PcapReader
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 
 UPSTREAM_EXTRA = FIXTURES / "upstream_extra"

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pcapconstrictor.engine import pcap_reader
-from pcapconstrictor.engine.pcap_reader import PcapReader
-from pcapconstrictor.engine.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources import pcap_reader
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 
 MAGIC = {(False, False): 0xA1B2C3D4, (False, True): 0xA1B23C4D}
 

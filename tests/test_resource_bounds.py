@@ -31,8 +31,8 @@ MIB = 1 << 20
 DRIVER = r"""
 import json, struct, sys
 from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.engine.policy_select import select_policy
-from pcapconstrictor.engine.runner import make_pipeline
+from pcapconstrictor.engine.run.policy_select import select_policy
+from pcapconstrictor.engine.run.pipeline import make_pipeline
 
 def rss():
     with open("/proc/self/status") as f:
@@ -127,7 +127,7 @@ TAIL = 1 * MIB  # bytes really present after the lying record header
 
 def run_measured(args: list[str], stdin_data: bytes | None = None, cwd: Path | None = None):
     """Run the CLI; (exit status, stderr, the child's own peak RSS in bytes)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pcapconstrictor.engine.cli", *args], cwd=cwd,
+    proc = subprocess.Popen([sys.executable, "-m", "pcapconstrictor.engine", *args], cwd=cwd,
                             stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     out: dict[str, bytes] = {}

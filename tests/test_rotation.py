@@ -22,7 +22,7 @@ from netns import CAP4, CAP_IF, read_pcap, stop, wait_for_line
 from conftest import GOLDEN, ROOT, run_cli
 
 CASE = GOLDEN / "ipv6_ipv4_test_1"  # 130 packets over 94 seconds
-RECORDER = (sys.executable, "-m", "pcapconstrictor.engine.cli")
+RECORDER = (sys.executable, "-m", "pcapconstrictor.engine")
 
 
 def capinfos_count(path: Path) -> int:

@@ -28,10 +28,10 @@ from packets import (
     tls_record,
 )
 
-from pcapconstrictor.engine.analyzers import analyze_decoded
+from pcapconstrictor.engine.analysis.decode import decode
+from pcapconstrictor.engine.analysis.registry import analyze_decoded
+from pcapconstrictor.engine.analysis.tls import TlsAnalyzer
 from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.engine.decode import decode
-from pcapconstrictor.engine.tls_analyzer import TlsAnalyzer
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 
 AT = TCP4_PAYLOAD_AT  # 54

@@ -1,0 +1,170 @@
+"""QUIC long-header walk and connection-ID learning (SPEC §9.2-§9.4).
+
+Learns each endpoint's Source Connection ID from every long header it sends
+(coalesced packets included) and, for a trailing short header, reports whether
+its Destination Connection ID is the one learned for the peer.  What to keep is
+up to the rules.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from pcapconstrictor.formats import quic as quic_format
+from pcapconstrictor.formats.layout import Layout
+
+from .facts import table
+from .flow_table import FlowTable
+
+_FIXED: Final = Layout(quic_format.quic_long_header_fixed)
+_FIXED_SIZE: Final = _FIXED.size
+# Read as bytes at their schema offsets (cheaper than a struct call each):
+# the version only needs comparing with 0, the packet type is a bit field of
+# the first byte.
+_VERSION_AT: Final = _FIXED.fields["version"].offset
+_VERSION_END: Final = _VERSION_AT + _FIXED.fields["version"].size
+_VERSION_ZERO: Final = bytes(_FIXED.fields["version"].size)
+_TYPE_AT: Final = _FIXED.in_byte("long_packet_type")[0]
+_TYPE_SHIFT: Final = _FIXED.in_byte("long_packet_type")[1]
+_TYPE_MASK: Final = _FIXED.in_byte("long_packet_type")[2]
+_DCID_LEN_AT: Final = _FIXED.fields["dcid_length"].offset
+_MAX_CID: Final = quic_format.MAX_CID_LENGTH
+_varint_at: Final = quic_format.varint_at
+_INITIAL: Final = quic_format.LONG_INITIAL
+_RETRY: Final = quic_format.LONG_RETRY
+
+QUIC_FACTS = table("quic", "q.", [
+    ("long_headers", "int", "long_headers", "long-header packets parsed at the start of the datagram"),
+    ("malformed", "bool", "malformed", "a long header failed to parse"),
+    ("only_long_headers", "bool", "only_long_headers", "the datagram is long headers and nothing else"),
+    ("trailing_bytes", "bool", "trailing_bytes",
+     "bytes after the long headers are not a short header (e.g. padding)"),
+    ("short_header", "bool", "short_header", "a short header (fixed bit set) follows"),
+    ("short_offset", "int", "short_offset", "UDP payload offset of the short header"),
+    ("short_len", "int", "short_len", "bytes from the short header to the datagram end"),
+    ("dcid_known", "bool", "dcid_known", "the peer's connection ID was learned"),
+    ("dcid_len", "int", "dcid_len", "length of the learned peer connection ID"),
+    ("dcid_matched", "bool", "dcid_matched",
+     "the short header's DCID equals the learned one (all its bytes present)"),
+])  # fmt: skip
+
+
+class QuicFlowState:
+    """SPEC §9.2: the SCID learned for each endpoint of a canonical flow."""
+
+    __slots__ = ("scid_a", "scid_b", "used")
+
+    def __init__(self) -> None:
+        self.used = False  # the flow table's eviction mark
+        self.scid_a: bytes | None = None
+        self.scid_b: bytes | None = None
+
+
+class QuicFacts:
+    """What the walk saw in one datagram (the ``quic.*`` facts); class
+    attributes are the defaults."""
+
+    long_headers = 0
+    malformed = False
+    only_long_headers = False
+    trailing_bytes = False
+    short_header = False
+    short_offset = 0
+    short_len = 0
+    dcid_known = False
+    dcid_len = 0
+    dcid_matched = False
+
+
+class QuicAnalyzer:
+    """Per-flow QUIC connection-ID learning over a run.
+
+    A flow is keyed ``(ip_version, addr_a, port_a, addr_b, port_b)`` with
+    endpoint a the smaller ``(address, port)`` (SPEC §9.2's canonical order)."""
+
+    def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
+        self.flows: FlowTable[QuicFlowState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
+
+    # decoder fields analyze() takes after (data, ts_ns), in order
+    INPUTS: ClassVar[tuple[str, ...]] = (
+        "ip_version", "src_addr", "dst_addr", "src_port", "dst_port", "payload_offset", "payload_len",
+    )  # fmt: skip
+
+    def analyze(self, data: bytes, ts_ns: int, version: int, src_addr: bytes, dst_addr: bytes,
+                sport: int, dport: int, base: int, n: int) -> QuicFacts:  # fmt: skip
+        """Walk the ``n`` payload bytes at ``data[base:]`` of one UDP datagram."""
+        f = QuicFacts()
+        if n == 0:
+            return f
+        # (src_addr, sport) <= (dst_addr, dport): bytes compare, then port; ties to the source
+        a_to_b = src_addr < dst_addr or (src_addr == dst_addr and sport <= dport)
+        if a_to_b:
+            key = (version, src_addr, sport, dst_addr, dport)
+        else:
+            key = (version, dst_addr, dport, src_addr, sport)
+        end = base + n
+        off = 0
+        flow = None
+        while off < n and data[base + off] & 0x80:
+            parsed = _long_header(data, base + off, end)
+            if parsed is None:
+                f.malformed = True
+                return f
+            size, scid = parsed
+            if flow is None:
+                flow = self.flows.get_or_create(key, ts_ns, QuicFlowState)
+            if scid:  # learn the sender's connection ID
+                if a_to_b:
+                    flow.scid_a = scid
+                else:
+                    flow.scid_b = scid
+            f.long_headers += 1
+            off += size
+        if off == n:
+            f.only_long_headers = f.long_headers > 0
+            return f
+        if data[base + off] & 0xC0 != 0x40:  # not a short header with the fixed bit
+            f.trailing_bytes = f.long_headers > 0
+            return f
+        f.short_header = True
+        f.short_offset = off
+        f.short_len = n - off
+        if flow is None:  # not looked up yet for a long header of this datagram
+            flow = self.flows.get(key, ts_ns)
+        if flow is not None:
+            expected = flow.scid_b if a_to_b else flow.scid_a
+            if expected is not None:
+                f.dcid_known = True
+                f.dcid_len = k = len(expected)
+                start = base + off + 1
+                f.dcid_matched = n - off >= 1 + k and data[start : start + k] == expected
+        return f
+
+
+def _long_header(data: bytes, o: int, end: int) -> tuple[int, bytes] | None:
+    """``(size, source connection ID)`` of the long-header packet at ``o``, or
+    None if it does not parse (SPEC §9.3)."""
+    if end - o < _FIXED_SIZE or data[o + _VERSION_AT : o + _VERSION_END] == _VERSION_ZERO:
+        return None
+    dcid_len = data[o + _DCID_LEN_AT]
+    p = o + _FIXED_SIZE + dcid_len
+    if dcid_len > _MAX_CID or p >= end:
+        return None
+    scid_len = data[p]
+    p += 1
+    if scid_len > _MAX_CID or p + scid_len > end:
+        return None
+    scid = data[p : p + scid_len]
+    p += scid_len
+    ptype = (data[o + _TYPE_AT] >> _TYPE_SHIFT) & _TYPE_MASK
+    if ptype == _RETRY:
+        return end - o, scid
+    if ptype == _INITIAL:
+        token = _varint_at(data, p, end)
+        if token is None or p + token[1] + token[0] > end:
+            return None
+        p += token[1] + token[0]
+    length = _varint_at(data, p, end)
+    if length is None or p + length[1] + length[0] > end:
+        return None
+    return p + length[1] + length[0] - o, scid

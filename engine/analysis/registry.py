@@ -1,0 +1,56 @@
+"""The analyzers a policy can run, with the facts and options each offers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .decode import Decoded
+from .facts import Fact
+from .quic import QUIC_FACTS, QuicAnalyzer
+from .tls import BOUNDARY_MODES, TLS_FACTS, TlsAnalyzer
+
+
+@dataclass(frozen=True)
+class Option:
+    type: str  # "int" or "symbol"
+    default: object
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+    minimum: int = 0
+
+
+@dataclass(frozen=True)
+class AnalyzerSpec:
+    name: str
+    factory: Callable[..., object]
+    facts: dict[str, Fact]
+    var: str  # variable holding its facts in the generated evaluator
+    transport: str  # the decode fact a packet needs for this analyzer to look at it
+    options: dict[str, Option]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Decoder fields its ``analyze(data, ts_ns, *inputs)`` takes."""
+        return self.factory.INPUTS
+
+
+def analyze_decoded(analyzer, d: Decoded, data: bytes, ts_ns: int):
+    """Run ``analyzer`` on one decoded frame (tests and tools; the evaluator
+    passes the same fields from its locals)."""
+    return analyzer.analyze(data, ts_ns, *(getattr(d, name) for name in analyzer.INPUTS))
+
+
+_FLOW_OPTIONS = {
+    "max_flows": Option("int", 1 << 20, doc="flow-table bound; ~LRU eviction", minimum=1),
+    "idle_timeout_sec": Option("int", 0, doc="forget flows idle this long (0: never)"),
+}
+
+ANALYZERS: dict[str, AnalyzerSpec] = {
+    "tls": AnalyzerSpec("tls", TlsAnalyzer, TLS_FACTS, "t", "tcp", {
+        "boundary": Option("symbol", "reset", BOUNDARY_MODES,
+                           "after an Application Data record ends mid-segment: reset or parse on"),
+        **_FLOW_OPTIONS,
+    }),
+    "quic": AnalyzerSpec("quic", QuicAnalyzer, QUIC_FACTS, "q", "udp", dict(_FLOW_OPTIONS)),
+}  # fmt: skip

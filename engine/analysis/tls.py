@@ -1,0 +1,243 @@
+"""TLS record walk over TCP segments, per direction (SPEC §8.3-§8.5, §15.4).
+
+The analyzer tracks record boundaries and publishes what it saw in a segment
+as :class:`TlsFacts`; it never decides how much to keep (rules do, from the
+facts and the config).  Its one behavioural option is what happens when an
+Application Data record ends inside a segment and more bytes follow:
+``boundary = reset`` refuses to judge the segment and forgets the direction's
+position (final_only, §8.5 step 6), ``boundary = parse`` resumes the walk at
+the record boundary (stream/bulk, §15.4).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from pcapconstrictor.formats import tls as tls_format
+from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.transport import TCP_FLAG_RST, TCP_FLAG_SYN
+
+from .facts import table
+from .flow_table import FlowTable
+
+_RECORD: Final = Layout(tls_format.tls_record_header)
+# The u16 length is read as two bytes at its schema offset (cheaper than a
+# struct call per record).
+_LEN_AT: Final = _RECORD.big_endian_at("length", 2)
+_HEADER_SIZE: Final = _RECORD.size
+_VERSION_AT: Final = _RECORD.fields["version_major"].offset
+_TYPES: Final = tls_format.RECORD_CONTENT_TYPES
+_HANDSHAKE: Final = tls_format.CONTENT_HANDSHAKE
+_APPDATA: Final = tls_format.CONTENT_APPLICATION_DATA
+_MAJOR: Final = tls_format.LEGACY_VERSION_MAJOR
+_SYN_OR_RST: Final = TCP_FLAG_SYN | TCP_FLAG_RST
+
+BOUNDARY_MODES = ("reset", "parse")
+
+TLS_FACTS = table("tls", "t.", [
+    ("no_record", "bool", "no_record",
+     "no TLS record where one must start (unsynchronized direction, or a non-Handshake "
+     "record on an unconfirmed one)"),
+    ("malformed", "bool", "malformed", "synchronized, but no valid record header at a boundary"),
+    ("boundary_reset", "bool", "boundary_reset",
+     "an Application Data record ended inside the segment and the walk did not continue; "
+     "the direction lost its position"),
+    ("boundary_parsed", "bool", "boundary_parsed",
+     "an Application Data record ended inside the segment and the walk resumed at the boundary"),
+    ("middle_continuation", "bool", "middle_continuation",
+     "the whole segment lies inside an open Application Data record"),
+    ("final_continuation", "bool", "final_continuation",
+     "an open Application Data record ends exactly at the segment end"),
+    ("appdata_started", "bool", "appdata_started", "an Application Data record starts in the segment"),
+    ("appdata_offset", "int", "appdata_offset",
+     "payload offset of the last Application Data record start"),
+    ("appdata_visible", "int", "appdata_visible",
+     "bytes of that record present in the segment (header included)"),
+    ("non_appdata_after", "bool", "non_appdata_after",
+     "a non-Application-Data record follows the last Application Data start"),
+    ("synchronized", "bool", "synchronized", "the direction knows where records start (after the segment)"),
+    ("confirmed", "bool", "confirmed", "a Handshake record was seen on this connection"),
+    ("seen_app_data", "bool", "seen_app_data", "this direction has seen an Application Data start"),
+    ("records", "int", "records", "record headers walked in the segment"),
+])  # fmt: skip
+
+
+class TlsDirectionState:
+    """SPEC §8.3: what is known about one direction of a TCP connection."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = (  # the §8.3 state, in the order tools show it
+        "confirmed", "seen_app_data", "synchronized", "expected_seq",
+        "active", "active_remaining", "active_app_data",
+    )  # fmt: skip
+    __slots__ = (*FIELDS, "used")
+
+    def __init__(self) -> None:
+        self.used = False  # the flow table's eviction mark, not TLS state
+        self.confirmed = False
+        self.seen_app_data = False
+        self.synchronized = False
+        self.expected_seq = 0
+        self.active = False
+        self.active_remaining = 0
+        self.active_app_data = False
+
+
+class TlsFacts:
+    """What the walk saw in one segment (the ``tls.*`` facts).  Class
+    attributes are the defaults; a segment stores only what it changes.
+    Read-only once :meth:`TlsAnalyzer.analyze` returns it."""
+
+    no_record = False
+    malformed = False
+    boundary_reset = False
+    boundary_parsed = False
+    middle_continuation = False
+    final_continuation = False
+    appdata_started = False
+    appdata_offset = -1
+    appdata_visible = 0
+    non_appdata_after = False
+    synchronized = False
+    confirmed = False
+    seen_app_data = False
+    records = 0
+
+    def _state(self, s: TlsDirectionState | None) -> TlsFacts:
+        if s is not None:
+            self.synchronized = s.synchronized
+            self.confirmed = s.confirmed
+            self.seen_app_data = s.seen_app_data
+        return self
+
+
+# What a segment without payload on an unknown direction shows: every default; and
+# what one with payload shows when it does not start with a Handshake record.
+# Facts are read-only once returned, so one instance serves each.
+_NOTHING_SEEN: Final = TlsFacts()
+_NO_RECORD: Final = TlsFacts()
+_NO_RECORD.no_record = True
+
+
+class TlsAnalyzer:
+    """Per-direction TLS record tracking over a run (one instance per run)."""
+
+    def __init__(self, boundary: str = "reset", max_flows: int = 1 << 20,
+                 idle_timeout_sec: int = 0) -> None:  # fmt: skip
+        if boundary not in BOUNDARY_MODES:
+            raise ValueError(f"tls boundary must be one of {', '.join(BOUNDARY_MODES)}")
+        self.parse_boundary = boundary == "parse"
+        self.flows: FlowTable[TlsDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
+
+    # decoder fields analyze() takes after (data, ts_ns), in order
+    INPUTS: ClassVar[tuple[str, ...]] = (
+        "src_addr", "dst_addr", "src_port", "dst_port", "tcp_seq", "tcp_flags",
+        "payload_offset", "payload_len",
+    )  # fmt: skip
+
+    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
+                seq: int, flags: int, base: int, n: int) -> TlsFacts:  # fmt: skip
+        """Walk the ``n`` payload bytes at ``data[base:]`` of one TCP segment."""
+        flows = self.flows
+        key = (src, dst, sport, dport)
+        if flags & _SYN_OR_RST:  # step 1: a new or aborted connection
+            flows.delete(key)
+            flows.delete((dst, src, dport, sport))
+        if n == 0:  # step 2: nothing to walk, only the direction's state to report
+            s = flows.get(key, ts_ns)
+            return _NOTHING_SEEN if s is None else TlsFacts()._state(s)
+        s = flows.get(key, ts_ns)
+        if s is None:
+            # A direction starts being tracked only at a Handshake record: anything else
+            # on an unknown direction is no_record, and a state made for it would be
+            # deleted at once (after possibly evicting a real flow to make room).
+            if n < _HEADER_SIZE or data[base] != _HANDSHAKE or data[base + _VERSION_AT] != _MAJOR:
+                return _NO_RECORD
+            s = flows.put(key, TlsDirectionState(), ts_ns)
+        f = TlsFacts()
+        was_confirmed = s.confirmed
+        if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission
+            s.active = False
+            s.active_remaining = 0
+            s.synchronized = False
+            s.expected_seq = 0
+        off = 0
+        reset = uncertain = at_boundary = False
+        if s.active:  # step 6: continuation of an open record
+            r = s.active_remaining
+            if r > n:
+                f.middle_continuation = s.active_app_data
+                s.active_remaining = r - n
+                off = n
+            elif r == n:
+                f.final_continuation = s.active_app_data
+                s.active = False
+                off = n
+            else:
+                off = r
+                s.active = False
+                if s.active_app_data:
+                    if self.parse_boundary:
+                        at_boundary = True
+                    else:
+                        reset = True
+        while not reset and off < n:  # step 7: walk the record headers
+            p = base + off
+            if n - off < _HEADER_SIZE or data[p] not in _TYPES or data[p + _VERSION_AT] != _MAJOR:
+                if at_boundary:  # stream: nothing valid after the record end
+                    reset = True
+                    break
+                if not s.synchronized:
+                    if not was_confirmed:
+                        flows.delete(key)
+                    f.no_record = True
+                    return f._state(s)
+                uncertain = True
+                break
+            if at_boundary:
+                at_boundary = False
+                f.boundary_parsed = True
+            ctype = data[p]
+            if not s.synchronized and ctype != _HANDSHAKE and not was_confirmed:
+                flows.delete(key)
+                f.no_record = True
+                return f
+            s.synchronized = True
+            f.records += 1
+            if ctype == _HANDSHAKE:
+                s.confirmed = True
+                rkey = (dst, src, dport, sport)
+                flows.get_or_create(rkey, ts_ns, TlsDirectionState).confirmed = True
+            total = _HEADER_SIZE + (data[p + _LEN_AT] << 8 | data[p + _LEN_AT + 1])
+            rem = n - off
+            if ctype == _APPDATA:
+                s.seen_app_data = True
+                f.appdata_started = True
+                f.appdata_offset = off
+                f.appdata_visible = total if total <= rem else rem
+                f.non_appdata_after = False
+            elif f.appdata_started:
+                f.non_appdata_after = True
+            if total > rem:  # the record continues in later segments
+                s.active = True
+                s.active_remaining = total - rem
+                s.active_app_data = ctype == _APPDATA
+                break
+            off += total
+        s.expected_seq = (seq + n) & 0xFFFFFFFF  # step 8
+        if reset:  # step 9: forget the position, keep what the connection proved
+            confirmed, seen = s.confirmed, s.seen_app_data
+            flows.delete(key)
+            f.boundary_reset = True
+            f.confirmed = confirmed
+            f.seen_app_data = seen
+            if confirmed:
+                fresh = flows.put(key, TlsDirectionState(), ts_ns)
+                fresh.confirmed = True
+                fresh.seen_app_data = seen
+            return f
+        if uncertain:
+            f.malformed = True
+        f.synchronized = s.synchronized  # _state(s), inlined on the per-segment path
+        f.confirmed = s.confirmed
+        f.seen_app_data = s.seen_app_data
+        return f

@@ -1,0 +1,170 @@
+"""Every command line the program takes, declared once with argparse.
+
+The upstream forms (SPEC §2) keep their usage text; each subcommand has its own parser, so
+``SUBCOMMAND --help`` works and a usage error names what is wrong.  The man page is generated
+from these parsers.  Only argparse is imported here: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pcapconstrictor.engine.version import PROG
+
+USAGE = f"""Usage:
+  {PROG} --config <config.ini>
+  {PROG} --config <config.ini> --offline-input <input.pcap>
+  {PROG} --help
+"""
+
+DESCRIPTION = """Records packets constricted: TLS Application Data and matched QUIC short-header
+packets keep only their first bytes, everything else follows the snap lengths.
+The original length is always kept in each record header."""
+
+EPILOG = f"""Output: capture.format pcap|pcapng|auto (auto: pcapng for a .pcapng output);
+rotation: capture.rotate_bytes, capture.rotate_seconds, capture.rotate_files.
+
+Commands ({PROG} COMMAND --help for each):
+{{commands}}
+Live capture needs CAP_NET_RAW (root or a capability); stop it with Ctrl+C.
+Exit status: 0 success (also after Ctrl+C), 1 any error."""
+
+
+class UsageError(Exception):
+    """Arguments that match no form; ``str()`` says what is wrong."""
+
+    def __init__(self, message: str, parser: CommandParser) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+    def text(self) -> str:
+        """What goes to stderr: the form's usage, then the problem."""
+        return self.parser.usage_text() + f"error: {self}\n"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of exiting, so the caller decides."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message, self)
+
+    def usage_text(self) -> str:
+        return self.format_usage()
+
+
+class MainParser(CommandParser):
+    """The upstream forms: their usage text heads ``--help`` and every usage error."""
+
+    def usage_text(self) -> str:
+        return USAGE
+
+    def format_help(self) -> str:
+        return USAGE + "\n" + super().format_help().split("\n\n", 1)[1]
+
+
+class Once(argparse.Action):
+    """An option that may be given once: a second one is a usage error, not a silent override."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            raise argparse.ArgumentError(self, "given twice")
+        setattr(namespace, self.dest, values)
+
+
+def _config(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--config", action=Once, required=required, metavar="<file>",
+                        help="INI config (see README: keys and defaults); a .yaml or .yml file holds "
+                             "the same sections and keys in YAML")  # fmt: skip
+
+
+def _rules(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rules", action=Once, metavar="<file>",
+                        help="use this rule file instead of the shipped policy selected by "
+                             "tls.app_data_continuation_policy")  # fmt: skip
+
+
+def _debug(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+
+
+def main_parser() -> MainParser:
+    """Live capture and the offline feed (SPEC §2), with our options."""
+    p = MainParser(prog=PROG, usage="%(prog)s", description=DESCRIPTION, add_help=False,
+                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                   epilog=EPILOG.format(commands="".join(f"  {name:10} {summary}\n"
+                                                         for name, (summary, _) in SUBCOMMANDS.items())))
+    _config(p, required=False)
+    p.add_argument("--offline-input", action=Once, metavar="<pcap>",
+                   help="read a capture file ('-' = standard input) instead of capturing live; "
+                        "output goes to capture.output")  # fmt: skip
+    _rules(p)
+    p.add_argument("--decision-log", action=Once, metavar="<csv>",
+                   help="write one row per packet: lengths, reason, rule, facts")
+    p.add_argument("--output", action=Once, metavar="<path>",
+                   help="write here instead of capture.output; '-' = standard output (a capture stream "
+                        "for a pipe; every message then goes to stderr)")  # fmt: skip
+    p.add_argument("--filter", action=Once, metavar="<expression>",
+                   help="capture filter in tcpdump syntax, instead of capture.filter; live it runs in "
+                        "the kernel, offline on each input frame")  # fmt: skip
+    p.add_argument("expression", nargs="*", metavar="<expression>",
+                   help="the same, tcpdump style: words after the options")
+    p.add_argument("--user", action=Once, metavar="<name>",
+                   help="live (or offline) as root: become <name> once the socket is open and the "
+                        "output created, like tcpdump -Z")  # fmt: skip
+    p.add_argument("--list-interfaces", action="store_true",
+                   help="list interfaces: index, name, link type, state, MTU")
+    _debug(p)
+    p.add_argument("--version", action="store_true", help="print the version")
+    p.add_argument("--help", "-h", action="help", help="this text")
+    return p
+
+
+def _audit(p: CommandParser) -> None:
+    _config(p)
+    _rules(p)
+    p.add_argument("--format", choices=("text", "yaml"), default="text", help="output format")
+    p.add_argument("--compare", action="store_true",
+                   help="also show how the shipped policies differ on this config")
+    _debug(p)
+
+
+def _explain(p: CommandParser) -> None:
+    _config(p)
+    p.add_argument("--offline-input", action=Once, required=True, metavar="<pcap>", help="the capture file")
+    p.add_argument("--packet", action=Once, required=True, type=_packet_number, metavar="<n>",
+                   help="the packet to explain, counted from 1 as tshark and Wireshark do")
+    _rules(p)
+    _debug(p)
+
+
+def _regress(p: CommandParser) -> None:
+    p.add_argument("manifest", nargs="?", metavar="<manifest.yaml>",
+                   help="the golden cases (default: fixtures/golden/manifest.yaml)")
+    p.add_argument("--update", action="store_true",
+                   help="rewrite the expected outputs and stats of failing cases")
+    _debug(p)
+
+
+def _packet_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"takes a packet number from 1, not '{text}'")
+    return number
+
+
+SUBCOMMANDS: dict[str, tuple[str, object]] = {
+    "audit": ("print the effective policy: rules, config values, unused keys", _audit),
+    "explain": ("the full decision story of one packet (1-based)", _explain),
+    "regress": ("run golden cases and compare outputs byte for byte", _regress),
+}
+
+
+def command_parser(name: str) -> CommandParser:
+    """The parser of one subcommand."""
+    summary, declare = SUBCOMMANDS[name]
+    parser = CommandParser(prog=f"{PROG} {name}", description=summary)
+    declare(parser)  # type: ignore[operator]
+    return parser

@@ -1,0 +1,249 @@
+"""Live mode (SPEC §2.2, §3, §4): open a backend, capture until a bound or a
+signal stops it, print the final stats.
+
+The backends are frame sources like the offline reader: they hand the same
+runner batches of ``(ts_ns, data, orig_len)``, so live and offline constrict
+with the same compiled rules.  Output texts and exit codes are upstream's.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+
+from pcapconstrictor.engine.config import Config
+from pcapconstrictor.engine.run import options as run_options
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError, PcapWriter
+from pcapconstrictor.engine.sources.interfaces import link_type_problem
+from pcapconstrictor.engine.sources.packet_socket import CaptureError
+
+from .pipeline import Pipeline, make_pipeline
+
+MAX_WAIT_MS = 1000  # the longest a receive may block: how soon a signal is noticed (SPEC §4, §18)
+PROGRESS_PERIOD = 1.0
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM; the handler does nothing else, so a second Ctrl+C
+    does not kill the run either (SPEC §2.2 step 2)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, _signum, _frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
+def open_backend(config: Config):
+    """The configured backend, opened and bound (SPEC §13); raises CaptureError."""
+    interface = str(config["capture.interface"])
+    promiscuous = bool(config["capture.promiscuous"])
+    problem = link_type_problem(interface)  # issue 8: only Ethernet-framed interfaces
+    if problem:
+        raise CaptureError(problem)
+    capture_filter = run_options.compile_capture_filter(config)  # attached before bind()
+    if config["capture.backend"] == "tpacket_v3":
+        from pcapconstrictor.engine.sources.tpacket import TpacketCapture
+
+        return TpacketCapture(
+            interface, promiscuous, config["capture.ring_block_size"], config["capture.ring_block_count"],
+            config["capture.ring_frame_size"], config["capture.block_timeout_ms"], capture_filter,
+        )  # fmt: skip
+    from pcapconstrictor.engine.sources.recvmsg import RecvmsgCapture
+
+    return RecvmsgCapture(interface, promiscuous, config["capture.max_capture_len"], capture_filter)
+
+
+def banner(config: Config) -> str:
+    """The §3.1 start banner."""
+    lines = ["Starting live capture."]
+    lines += [f"{key}: {_text(config[f'capture.{key}'])}" for key in (
+        "backend", "interface", "promiscuous", "output", "default_snaplen", "max_capture_len")]  # fmt: skip
+    if config["capture.filter"]:  # issue 8: only when a filter is set, so upstream's banner stays
+        lines.insert(5, f"filter: {config['capture.filter']}")
+    if config["capture.backend"] == "tpacket_v3":
+        lines += [f"{key}: {config[f'capture.{key}']}" for key in (
+            "ring_block_size", "ring_block_count", "ring_frame_size", "block_timeout_ms")]  # fmt: skip
+    lines += [f"{key}: {config[f'capture.{key}']}" for key in ("max_packets", "duration_sec")
+              if config[f"capture.{key}"]]  # fmt: skip
+    if config["capture.workers"] > 1:  # issue 5: only then, so upstream's banner stays
+        lines.append(f"workers: {config['capture.workers']}")
+    lines.append("Press Ctrl+C to stop.")
+    return "".join(line + "\n" for line in lines)
+
+
+def _text(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+class LiveProgress:
+    """One status line, rewritten in place about once a second (terminals only)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.due = time.monotonic() + PROGRESS_PERIOD
+
+    def show(self, now: float, pipeline: Pipeline, backend) -> None:
+        if now < self.due:
+            return
+        self.due = now + PROGRESS_PERIOD
+        kernel = backend.kernel_statistics() or (0, 0)
+        saved = pipeline.bytes_input - pipeline.bytes_output
+        self.stream.write(f"\r{kernel[0]} packets, {pipeline.packets} written, {saved} bytes saved, "
+                          f"{kernel[1]} kernel drops\033[K")  # fmt: skip
+        self.stream.flush()
+
+    def clear(self) -> None:
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+
+
+class LiveLoop:
+    """SPEC §4: receive, constrict, write until a bound, a signal or an error."""
+
+    def __init__(self, config: Config, backend, pipeline: Pipeline, writer: PcapWriter,
+                 stop: StopRequest, progress: LiveProgress | None) -> None:  # fmt: skip
+        self.backend, self.pipeline, self.writer = backend, pipeline, writer
+        self.stop, self.progress = stop, progress
+        self.max_packets = config["capture.max_packets"]
+        self.duration = config["capture.duration_sec"]
+        interval_ms = config["capture.flush_interval_ms"]
+        # a pipe (issue 8) gets every batch at once: `... --output - | tshark -r -` is live
+        to_pipe = config["capture.output"] == "-"
+        self.flush_each_batch = backend.flush_each_batch or interval_ms == 0 or to_pipe
+        self.flush_period = interval_ms / 1000 if interval_ms else math.inf
+
+    def run(self) -> str:
+        """Capture; return the stop reason.  Raises CaptureError, PcapWriteError."""
+        backend, pipeline, writer = self.backend, self.pipeline, self.writer
+        start = time.monotonic()
+        end = start + self.duration if self.duration else math.inf
+        flush_due = start + self.flush_period
+        while True:
+            if self.stop.requested:
+                return "signal received"
+            if self.max_packets and pipeline.packets >= self.max_packets:
+                return "max_packets limit reached"
+            now = time.monotonic()
+            if now >= end:
+                return "duration_sec limit reached"
+            if now >= flush_due:
+                writer.flush()
+                flush_due = now + self.flush_period
+            if self.progress is not None:
+                self.progress.show(now, pipeline, backend)
+            wake = min(end, flush_due, self.progress.due if self.progress else math.inf)
+            frames = backend.receive(max(1, min(MAX_WAIT_MS, math.ceil((wake - now) * 1000))))
+            if frames:
+                if self.max_packets:
+                    frames = frames[: self.max_packets - pipeline.packets]
+                pipeline.run_batch(frames)
+                if self.flush_each_batch:
+                    writer.flush()
+
+
+def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> int:
+    """§2.2 steps 5-10 with an open backend; returns the exit status."""
+    output = str(config["capture.output"])
+    out = sys.stderr if output == "-" else sys.stdout  # '-' keeps stdout for the PCAP
+    try:  # pcap or pcapng, rotated or not (issue 8); the file header goes out now
+        writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
+    except PcapWriteError:
+        return fail(f"failed to open output file '{output}'.")
+    except run_options.SetupError as e:
+        sys.stderr.write(f"{e}\n")
+        return 1
+    try:
+        log = decision_log(opts)
+    except OSError as e:
+        writer.close()
+        return fail(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")
+    pipeline = make_pipeline(policy, config, writer, log)
+    try:
+        run_options.drop_privileges(opts, writer)  # --user: never capture as root (tcpdump -Z)
+    except run_options.SetupError as e:
+        _close_quietly(writer)
+        if log is not None:
+            log.close()
+        sys.stderr.write(f"{e}\n")
+        return 1
+    out.write(banner(config))
+    out.flush()
+    progress = LiveProgress(out) if output != "-" and out.isatty() else None
+    try:
+        reason = LiveLoop(config, backend, pipeline, writer, stop, progress).run()
+    except CaptureError as e:
+        return receive_failure(str(e), pipeline, backend, writer)
+    except PcapWriteError as e:
+        _close_quietly(writer)
+        return fail(str(e))  # no stats after a write failure (§2.2 step 10)
+    finally:
+        if progress is not None:
+            progress.clear()
+        if log is not None:
+            log.close()
+    stats = final_stats(pipeline, backend)
+    try:
+        writer.close()
+    except PcapWriteError as e:
+        return fail(str(e))
+    out.write(f"Live capture stopped: {reason}\nFinal stats:\n{stats.block()}")
+    out.flush()
+    return 0
+
+
+def decision_log(opts: dict):
+    """The ``--decision-log`` sink, or None."""
+    path = opts.get("--decision-log")
+    if not path:
+        return None
+    from pcapconstrictor.engine.sinks.decision_log import DecisionLog
+
+    return DecisionLog(str(path))
+
+
+def final_stats(pipeline: Pipeline, backend):
+    """The pipeline's stats with the backend's receive errors and kernel counters."""
+    stats = pipeline.stats()
+    stats.receive_errors = backend.receive_errors
+    kernel = backend.kernel_statistics()
+    if kernel is not None:
+        stats.kernel_packets, stats.kernel_drops = kernel
+    return stats
+
+
+def receive_failure(message: str, pipeline: Pipeline, backend, writer: PcapWriter) -> int:
+    """§2.2 step 9: the error, then the partial stats if anything happened."""
+    stats = final_stats(pipeline, backend)
+    _close_quietly(writer)  # what was captured stays a valid file
+    sys.stderr.write(f"Live capture error: {message}\n")
+    if stats.packets_total or stats.receive_errors:
+        sys.stderr.write("Partial stats:\n" + stats.block())
+    return 1
+
+
+def _close_quietly(writer: PcapWriter) -> None:
+    try:
+        writer.close()
+    except PcapWriteError:
+        pass
+
+
+def fail(message: str, hint: str | None = None) -> int:
+    """Print ``Live capture error: ...`` (and a hint); the exit status 1."""
+    sys.stderr.write(f"Live capture error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    return 1

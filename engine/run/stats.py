@@ -1,0 +1,60 @@
+"""Run statistics and the printed stats block (SPEC §3.2, §10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pcapconstrictor.engine.analysis.reasons import UPSTREAM_COUNTERS
+
+
+@dataclass
+class Stats:
+    packets_total: int = 0
+    bytes_input: int = 0
+    bytes_output: int = 0
+    receive_errors: int = 0
+    kernel_packets: int | None = None
+    kernel_drops: int | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    flow_evictions: int = 0
+
+    @property
+    def bytes_saved(self) -> int:
+        return self.bytes_input - self.bytes_output
+
+    def merge(self, other: Stats) -> None:
+        """Add another worker's figures (multi-process capture)."""
+        self.packets_total += other.packets_total
+        self.bytes_input += other.bytes_input
+        self.bytes_output += other.bytes_output
+        self.receive_errors += other.receive_errors
+        self.flow_evictions += other.flow_evictions
+        for name in ("kernel_packets", "kernel_drops"):
+            theirs = getattr(other, name)
+            if theirs is not None:
+                setattr(self, name, (getattr(self, name) or 0) + theirs)
+        for name, value in other.counters.items():
+            self.counters[name] = self.counters.get(name, 0) + value
+
+    def lines(self) -> list[str]:
+        """The stats block, one ``key: value`` per line, in SPEC §3.2 order;
+        counters a custom policy adds follow the upstream ones."""
+        out = [
+            f"packets_total: {self.packets_total}",
+            f"packets_written: {self.packets_total}",
+            f"bytes_input: {self.bytes_input}",
+            f"bytes_output: {self.bytes_output}",
+            f"bytes_saved: {self.bytes_saved}",
+            f"receive_errors: {self.receive_errors}",
+        ]
+        if self.kernel_packets is not None:
+            out.append(f"kernel_packets: {self.kernel_packets}")
+            out.append(f"kernel_drops: {self.kernel_drops}")
+        out += [f"{name}: {self.counters.get(name, 0)}" for name in UPSTREAM_COUNTERS]
+        out += [f"{k}: {v}" for k, v in self.counters.items() if k not in UPSTREAM_COUNTERS]
+        if self.flow_evictions:
+            out.append(f"flow_evictions: {self.flow_evictions}")
+        return out
+
+    def block(self) -> str:
+        return "".join(line + "\n" for line in self.lines())

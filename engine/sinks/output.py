@@ -1,0 +1,87 @@
+"""Where records go: the one sink interface every output satisfies, and the factory that
+builds the configured one (classic PCAP or pcapng, rotated or not, a file or standard output).
+
+A sink has ``write(ts_ns, data, incl_len, orig_len)``, ``flush()``, ``close()`` and
+``records``; the runner and the live loop see nothing else, so formats and rotation never
+touch them.  Timestamps are integer nanoseconds: pcapng keeps them whole, classic PCAP
+truncates them to microseconds (SPEC §11.3).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pcapconstrictor.engine.config import Config, output_snaplen
+
+from .pcap_writer import PcapWriter
+from .pcapng_writer import PcapngWriter
+from .rotation import FileNames, RotatingSink
+
+PCAPNG_EXTENSIONS = (".pcapng", ".ntar")
+
+
+class Sink(Protocol):
+    records: int
+
+    def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None: ...
+
+    def write_batch(self, frames, lengths) -> None: ...  # write() for each (ts_ns, data, orig_len), incl_len
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class OutputConfigError(Exception):
+    """Output settings that do not go together; ``str()`` follows ``Configuration error: ``."""
+
+
+def output_format(config: Config) -> str:
+    """``capture.format``; ``auto`` picks pcapng for a ``.pcapng`` output, else classic PCAP."""
+    chosen = str(config["capture.format"])
+    if chosen != "auto":
+        return chosen
+    return "pcapng" if str(config["capture.output"]).lower().endswith(PCAPNG_EXTENSIONS) else "pcap"
+
+
+def rotates(config: Config) -> bool:
+    return bool(config["capture.rotate_bytes"] or config["capture.rotate_seconds"])
+
+
+def check_output(config: Config) -> None:
+    """Settings the key table cannot judge one by one."""
+    if rotates(config) and config["capture.output"] == "-":
+        raise OutputConfigError("capture.rotate_bytes and capture.rotate_seconds need a file output, "
+                                "not standard output")  # fmt: skip
+    if config["capture.rotate_files"] and not rotates(config):
+        raise OutputConfigError("capture.rotate_files needs capture.rotate_bytes or capture.rotate_seconds")
+
+
+def open_sink(config: Config, *, policy: str, application: str, if_name: str | None = None,
+              capture_filter: str | None = None) -> Sink:  # fmt: skip
+    """The configured sink, its (first) file created; raises PcapWriteError.  ``policy``
+    names the policy in the pcapng section comment; ``if_name`` and ``capture_filter``
+    describe the interface in pcapng."""
+    check_output(config)
+    snaplen = output_snaplen(config)
+    if output_format(config) == "pcapng":
+        comment = (
+            f"Constricted by {application} with policy {policy}: TLS Application Data and "
+            "matched QUIC short-header packets keep only their first bytes; original lengths are kept"
+        )
+
+        def open_file(path: str) -> Sink:
+            return PcapngWriter(path, snaplen, comment=comment, application=application, if_name=if_name,
+                                if_filter=capture_filter)  # fmt: skip
+    else:
+
+        def open_file(path: str) -> Sink:
+            return PcapWriter(path, snaplen)
+
+    output = str(config["capture.output"])
+    if not rotates(config):
+        return open_file(output)
+    names = FileNames(output, by_size=bool(config["capture.rotate_bytes"]))
+    return RotatingSink(open_file, names, rotate_bytes=config["capture.rotate_bytes"],
+                        rotate_seconds=config["capture.rotate_seconds"],
+                        rotate_files=config["capture.rotate_files"])  # fmt: skip

@@ -1,0 +1,222 @@
+"""Classic PCAP writer for the constricted output (SPEC.md §11).
+
+The global header is always little-endian, microsecond, version 2.4, linktype
+1, and is written as soon as the writer opens (DECISIONS.md #5: an empty
+capture is a valid 24-byte file, not a 0-byte one).  Records are batched in
+memory and reach the file only whole, so a file cut at a flush boundary is
+still a valid capture.  The batch is a list of parts (the packet bytes are
+not copied until the one join per flush): growing a bytearray record by
+record cost more than everything else the writer does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from types import TracebackType
+from typing import BinaryIO
+
+from pcapconstrictor.engine.sources.record_batch import RecordBatch
+from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.pcap import (
+    LINKTYPE_ETHERNET,
+    MAGIC_MICROSECONDS,
+    pcap_file_header_le,
+    pcaprec_hdr_le,
+)
+
+_FILE_HEADER = Layout(pcap_file_header_le)
+_RECORD_HEADER = Layout(pcaprec_hdr_le)
+_RECORD_SIZE = _RECORD_HEADER.size
+assert list(_RECORD_HEADER.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
+assert list(_FILE_HEADER.fields) == [
+    "magic_number", "version_major", "version_minor", "thiszone", "sigfigs", "snaplen", "network",
+]
+
+
+class PcapWriteError(Exception):
+    """An output file could not be opened or written; names the file and the OS error."""
+
+
+def _os_error(action: str, path: str, exc: OSError) -> str:
+    return f"failed to {action} output file '{path}': {exc.strerror or exc}"
+
+
+def _cut(data: bytes | memoryview, incl_len: int) -> bytes:
+    if incl_len > len(data):
+        raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
+    return bytes(data[:incl_len])  # a view may be reused by its source: keep a copy
+
+
+def global_header(snaplen: int) -> bytes:
+    """The 24-byte §11.1 header for a capture clamped to ``snaplen``."""
+    return _FILE_HEADER.whole_struct().pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)
+
+
+class PcapWriter:
+    """Writes §11.2 records to ``path`` (``'-'`` = standard output).
+
+    ``records`` counts records accepted, ``bytes_written`` the bytes of the
+    resulting file (global header included), buffered ones counted too.
+    """
+
+    def __init__(self, path: str, snaplen: int, buffer_size: int = 1 << 20) -> None:
+        self.path = path
+        self.snaplen = snaplen
+        self.records = 0
+        self._flushed = 0
+        self._buffer_size = buffer_size
+        self._parts: list[bytes] = []  # whole records, not yet handed to the OS
+        self._pending = 0  # their size in bytes
+        self._pack_record = _RECORD_HEADER.whole_struct().pack
+        self._failed = False
+        self._file: BinaryIO | None
+        self._close_file = path != "-"
+        if path == "-":
+            self._file = sys.stdout.buffer
+        else:
+            try:
+                self._file = open(path, "wb", buffering=0)  # closed in close()
+            except OSError as exc:
+                raise PcapWriteError(_os_error("open", path, exc)) from None
+        self._append(self.file_header())
+        try:
+            self.flush()  # the header is on disk before the first packet arrives
+        except PcapWriteError:
+            self.close()
+            raise
+
+    def _append(self, part: bytes) -> None:
+        self._parts.append(part)
+        self._pending += len(part)
+
+    def file_header(self) -> bytes:
+        """What the file starts with; each file of a rotated capture starts with it too."""
+        return global_header(self.snaplen)
+
+    def record_size(self, incl_len: int) -> int:
+        """Bytes one record of ``incl_len`` captured bytes takes in the file."""
+        return _RECORD_HEADER.size + incl_len
+
+    def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
+        """Append one record (see :meth:`write_batch`)."""
+        self.write_batch(((ts_ns, data, orig_len),), (incl_len,))
+
+    def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
+                    lengths: Sequence[int]) -> None:  # fmt: skip
+        """Append one record per frame ``(ts_ns, data, orig_len)``: the first
+        ``lengths[i]`` bytes of its data, the timestamp truncated to whole
+        microseconds (§11.3), orig_len never below incl_len (§6.4)."""
+        records = getattr(frames, "records", None)
+        if records is not None:  # input records we may copy whole (engine/record_batch.py)
+            self._write_records(frames, lengths, records)
+            return
+        payloads = self._payloads(frames, lengths)
+        append = self._parts.append
+        pack = self._pack_record
+        for (ts_ns, _, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
+            sec, usec = divmod(ts_ns // 1000, 1_000_000)
+            append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
+            append(data)
+        self._pending += _RECORD_SIZE * len(lengths) + sum(lengths)
+        self.records += len(lengths)
+        if self._pending >= self._buffer_size:
+            self.flush()
+
+    def _check_open(self) -> None:
+        if self._file is None:
+            raise ValueError(f"write to closed output file '{self.path}'")
+
+    def _write_records(self, frames: RecordBatch, lengths: Sequence[int], records: bytes) -> None:
+        """:meth:`write_batch` for frames that carry their input records: a
+        frame kept whole is its record, so each run of them is one slice of
+        the input; a cut frame gets a new header and its first bytes."""
+        self._check_open()
+        append = self._parts.append
+        pack = self._pack_record
+        whole = frames.records_count  # frames past it are not in records
+        pos = run = frames.records_at  # this frame's record / the unwritten run's start
+        for i, ((ts_ns, data, orig_len), incl_len) in enumerate(zip(frames, lengths, strict=True)):
+            size = len(data)
+            if incl_len == size and i < whole:
+                pos += _RECORD_SIZE + size
+                continue
+            if incl_len > size:
+                raise ValueError(f"incl_len {incl_len} exceeds the {size} byte(s) of packet data")
+            if pos > run:
+                append(records[run:pos])
+            sec, usec = divmod(ts_ns // 1000, 1_000_000)
+            append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
+            append(data[:incl_len])
+            pos += _RECORD_SIZE + size
+            run = pos
+        if pos > run:
+            append(records[run:pos])
+        self._pending += _RECORD_SIZE * len(lengths) + sum(lengths)
+        self.records += len(lengths)
+        if self._pending >= self._buffer_size:
+            self.flush()
+
+    def _payloads(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
+                  lengths: Sequence[int]) -> list[bytes]:  # fmt: skip
+        """The bytes each record carries: the first ``lengths[i]`` of frame i's
+        data, as ``bytes`` of their own (all checked before anything is buffered:
+        a length past its data, or a count that differs, raises ValueError)."""
+        self._check_open()
+        return [data if n == len(data) and data.__class__ is bytes else _cut(data, n)
+                for (_, data, _), n in zip(frames, lengths, strict=True)]  # fmt: skip
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the resulting file so far, buffered ones included."""
+        return self._flushed + self._pending
+
+    def flush(self) -> None:
+        """Hand every buffered (whole) record to the OS."""
+        if self._failed:  # the file is already cut mid-record
+            self._parts.clear()
+            self._pending = 0
+        if not self._parts or self._file is None:
+            return
+        view = memoryview(b"".join(self._parts))
+        try:
+            done = 0
+            while done < len(view):
+                n = self._file.write(view[done:])
+                done += len(view) - done if n is None else n
+            if not self._close_file:
+                self._file.flush()
+        except OSError as exc:
+            self._failed = True  # the file is now cut mid-record: stop writing to it
+            raise PcapWriteError(_os_error("write", self.path, exc)) from None
+        finally:
+            view.release()
+        self._flushed += self._pending
+        self._parts.clear()
+        self._pending = 0
+
+    def close(self) -> None:
+        """Flush and close; standard output is flushed but left open."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            file, self._file = self._file, None
+            if self._close_file:
+                try:
+                    file.close()
+                except OSError as exc:
+                    if not self._failed:
+                        raise PcapWriteError(_os_error("write", self.path, exc)) from None
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,96 @@
+"""Interfaces (issue 8): ``--list-interfaces``, and the link-type check before a live capture.
+
+Everything is read with the SIOCGIF* ioctls, which need no privilege and see the network
+namespace the process is in.  Only Ethernet-framed interfaces can be captured (Ethernet and
+loopback): the decoder, the policy and the PCAP link type all assume an Ethernet header.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import sys
+from dataclasses import dataclass
+
+from pcapconstrictor.formats import netdevice as nd
+from pcapconstrictor.formats.layout import Layout
+
+_FLAGS = Layout(nd.ifreq_flags)
+_MTU = Layout(nd.ifreq_mtu)
+_HWADDR = Layout(nd.ifreq_hwaddr)
+CAPTURABLE = (nd.ARPHRD_ETHER, nd.ARPHRD_LOOPBACK)
+
+
+@dataclass(frozen=True)
+class Interface:
+    index: int
+    name: str
+    arphrd: int
+    up: bool
+    running: bool
+    mtu: int
+
+    @property
+    def link_type(self) -> str:
+        return nd.LINK_TYPE_NAMES.get(self.arphrd, f"ARPHRD {self.arphrd}")
+
+    @property
+    def capturable(self) -> bool:
+        return self.arphrd in CAPTURABLE
+
+
+def _ioctl(sock: socket.socket, request: int, layout: Layout, name: str) -> tuple:
+    """One SIOCGIF* request: an ifreq holding only the name in, the filled one out."""
+    request_buffer = name.encode()[: nd.IFNAMSIZ - 1].ljust(layout.size, b"\0")
+    return layout.struct.unpack(fcntl.ioctl(sock, request, request_buffer))
+
+
+def describe(name: str, index: int = 0) -> Interface:
+    """One interface's link type, state and MTU; OSError (ENODEV) if there is no such one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        _, family, _ = _ioctl(sock, nd.SIOCGIFHWADDR, _HWADDR, name)
+        _, flags = _ioctl(sock, nd.SIOCGIFFLAGS, _FLAGS, name)
+        _, mtu = _ioctl(sock, nd.SIOCGIFMTU, _MTU, name)
+    index = index or socket.if_nametoindex(name)
+    return Interface(index, name, family, bool(flags & nd.IFF_UP), bool(flags & nd.IFF_RUNNING), mtu)
+
+
+def interfaces() -> list[Interface]:
+    """Every interface of this network namespace, by index."""
+    found = []
+    for index, name in sorted(socket.if_nameindex()):
+        try:
+            found.append(describe(name, index))
+        except OSError:
+            continue  # gone since the listing
+    return found
+
+
+def link_type_problem(name: str) -> str | None:
+    """Why ``name`` cannot be captured, or None (also None when it does not exist: the
+    backend then reports that in upstream's words)."""
+    try:
+        found = describe(name)
+    except (OSError, ValueError):
+        return None
+    if found.capturable:
+        return None
+    return (f"interface '{name}' has link type {found.link_type} (ARPHRD {found.arphrd}), not Ethernet; "
+            "only Ethernet and loopback interfaces can be captured")  # fmt: skip
+
+
+def table(found: list[Interface]) -> str:
+    rows = [("index", "name", "link type", "state", "mtu", "capture")]
+    for i in found:
+        state = ("up" if i.running else "up, no carrier") if i.up else "down"
+        rows.append((str(i.index), i.name, i.link_type, state, str(i.mtu),
+                     "yes" if i.capturable else "no: not Ethernet"))  # fmt: skip
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+                   + "\n" for row in rows)  # fmt: skip
+
+
+def list_interfaces() -> int:
+    """``--list-interfaces``: the table on standard output, exit 0."""
+    sys.stdout.write(table(interfaces()))
+    return 0

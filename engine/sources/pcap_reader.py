@@ -1,0 +1,269 @@
+"""Streaming classic PCAP reader for the offline feed (SPEC.md §12.1).
+
+The file is read in large chunks and records are cut out of the buffer with
+the ``struct`` derived from ``formats.pcap`` (never a second hand-written
+layout).  Checks, their order and the error texts follow §12.1 and the
+upstream reader: the global header is read whole before the magic is judged,
+a record's header is checked before its payload, and every record error names
+the 0-based packet index and the file offset of the record header.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from types import TracebackType
+from typing import BinaryIO
+
+from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.pcap import (
+    LINKTYPE_ETHERNET,
+    MAGIC_MICROSECONDS,
+    MAGIC_NANOSECONDS,
+    PCAPNG_BLOCK_TYPE_SHB,
+    pcap_file_header_be,
+    pcap_file_header_le,
+    pcaprec_hdr_be,
+    pcaprec_hdr_le,
+)
+
+from .record_batch import RecordBatch
+
+_FILE_HEADER = {False: Layout(pcap_file_header_le), True: Layout(pcap_file_header_be)}
+_RECORD_HEADER = {False: Layout(pcaprec_hdr_le), True: Layout(pcaprec_hdr_be)}
+GLOBAL_HEADER_SIZE = _FILE_HEADER[False].size
+RECORD_HEADER_SIZE = _RECORD_HEADER[False].size
+
+# The hot loop unpacks the record header positionally; fail at import, not
+# with wrong timestamps, if the schema's field order ever changes.
+for _layout in _RECORD_HEADER.values():
+    assert list(_layout.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"], _layout.fields
+
+CHUNK_SIZE = 1 << 20
+# Above this a payload is gathered piece by piece, so a lying caplen on a
+# stream never makes us allocate caplen bytes up front.
+_MAX_SINGLE_READ = 16 << 20
+
+
+class PcapReadError(Exception):
+    """A §12.1 reader error; ``str(exc)`` is exactly the upstream message."""
+
+
+class PcapReader:
+    """Classic PCAP records as ``(ts_ns, data, orig_len)``, one buffer at a time.
+
+    ``path`` ``'-'`` reads standard input.  Any other path must be a regular
+    file: like upstream (``std::filesystem::file_size``), its size is taken
+    first and bounds what is read, so a file still growing is read only up to
+    the size it had when opened.
+    """
+
+    snaplen: int
+    linktype: int
+    nanosecond: bool
+    big_endian: bool
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+        self._close_file = path != "-"
+        if path == "-":
+            self._remaining: int | None = None  # unknown size: read to EOF
+            self._file = sys.stdin.buffer
+        else:
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                raise PcapReadError("failed to read input file size") from None
+            if not stat.S_ISREG(st.st_mode):
+                raise PcapReadError("failed to read input file size")
+            self._remaining = st.st_size
+            try:
+                self._file = open(path, "rb", buffering=0)  # closed in close()
+            except OSError:
+                raise PcapReadError("failed to open input file") from None
+        try:
+            self._read_global_header()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_global_header(self) -> None:
+        raw = self._read_exact(GLOBAL_HEADER_SIZE)
+        if len(raw) < GLOBAL_HEADER_SIZE:
+            raise PcapReadError("file offset 0: unexpected EOF while reading PCAP global header")
+        as_be = _FILE_HEADER[True].whole_struct().unpack_from(raw)
+        as_le = _FILE_HEADER[False].whole_struct().unpack_from(raw)
+        if as_be[0] == PCAPNG_BLOCK_TYPE_SHB:
+            raise PcapReadError("file offset 0: pcapng is not supported by this offline feed mode")
+        magics = (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS)
+        if as_le[0] in magics:
+            big_endian, words = False, as_le
+        elif as_be[0] in magics:
+            big_endian, words = True, as_be
+        else:
+            raise PcapReadError("file offset 0: unsupported classic PCAP magic number")
+        header = _FILE_HEADER[big_endian]
+        values = dict(zip(header.fields, words, strict=True))
+        self.big_endian = big_endian
+        self.nanosecond = values["magic_number"] == MAGIC_NANOSECONDS
+        major, minor = values["version_major"], values["version_minor"]
+        if (major, minor) != (2, 4):
+            raise PcapReadError(
+                f"file offset {header.offset('version_major')}: "
+                f"unsupported classic PCAP version {major}.{minor}"
+            )
+        self.snaplen = values["snaplen"]
+        if self.snaplen == 0:
+            raise PcapReadError(f"file offset {header.offset('snaplen')}: invalid PCAP snaplen 0")
+        self.linktype = values["network"]
+        if self.linktype != LINKTYPE_ETHERNET:
+            raise PcapReadError(
+                f"file offset {header.offset('network')}: unsupported linktype {self.linktype}; "
+                "only Ethernet (DLT_EN10MB/1) is supported"
+            )
+
+    def _read(self, size: int) -> bytes:
+        """Up to ``size`` bytes (fewer only at EOF or on a short pipe read),
+        never past the size the file had when opened."""
+        if self._remaining is not None:
+            size = min(size, self._remaining)
+            if size <= 0:
+                return b""
+        try:
+            data = self._file.read(size)  # type: ignore[union-attr]
+        except OSError as exc:
+            raise PcapReadError(f"failed to read input file: {exc.strerror}") from None
+        data = data or b""
+        if self._remaining is not None:
+            self._remaining -= len(data)
+        return data
+
+    def _read_exact(self, size: int) -> bytes:
+        """``size`` bytes, or all that is left before EOF; pieces of at most
+        16 MiB, so a missing payload costs only what is really there."""
+        pieces: list[bytes] = []
+        got = 0
+        while got < size:
+            piece = self._read(min(size - got, _MAX_SINGLE_READ))
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
+        """Yield every good record, then raise at the first bad one (§12.1)."""
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[tuple[int, bytes, int]]]:
+        """The records as lists of ``(ts_ns, data, orig_len)``, one list per
+        chunk read; at the first bad record, the good ones before it come as a
+        last list, then the §12.1 error is raised.  Single pass: the reader is
+        a stream (stdin included), not a file view."""
+        unpack = _RECORD_HEADER[self.big_endian].whole_struct().unpack_from
+        to_ns = 1 if self.nanosecond else 1000
+        per_sec = 1_000_000_000 if self.nanosecond else 1_000_000
+        hdr = RECORD_HEADER_SIZE
+        buf = b""
+        pos = 0
+        base = GLOBAL_HEADER_SIZE  # file offset of buf[0]
+        index = 0
+        verbatim = not self.big_endian and not self.nanosecond
+        while True:
+            end = len(buf)
+            frames = RecordBatch()
+            append = frames.append
+            first = pos
+            irregular = False
+            while pos + hdr <= end:
+                sec, frac, incl, orig = unpack(buf, pos)
+                start = pos + hdr
+                stop = start + incl
+                if stop > end or incl > orig:
+                    break
+                if frac >= per_sec:
+                    irregular = True
+                append(((sec * per_sec + frac) * to_ns, buf[start:stop], orig))
+                pos = stop
+            if verbatim and not irregular and frames:
+                frames.records = buf
+                frames.records_at = first
+                frames.records_count = len(frames)
+            index += len(frames)
+            base += pos
+            if pos < end:
+                # A record straddles the chunk end: complete just that one with
+                # a small exact read instead of copying the leftover into a
+                # bigger buffer (the copy would cost as much as the parsing).
+                try:
+                    whole = self._complete_record(buf[pos:], base, index)
+                except PcapReadError:
+                    if frames:
+                        yield frames
+                    raise
+                sec, frac, incl, orig = unpack(whole)
+                append(((sec * per_sec + frac) * to_ns, whole[hdr:], orig))
+                base += len(whole)
+                index += 1
+            if frames:
+                yield frames
+            buf = self._read(CHUNK_SIZE)
+            pos = 0
+            if not buf:
+                return  # clean EOF exactly at a record boundary
+
+    def _complete_record(self, tail: bytes, base: int, index: int) -> bytes:
+        """Header and payload of the record at file offset ``base`` whose
+        first bytes are ``tail``, read up to its end; raises the §12.1 error
+        for a cut header, caplen > origlen or a cut payload."""
+        hdr = RECORD_HEADER_SIZE
+        if len(tail) < hdr:
+            tail += self._read_exact(hdr - len(tail))
+            if len(tail) < hdr:
+                raise PcapReadError(
+                    f"file offset {base}: unexpected EOF while reading packet header; "
+                    f"{len(tail)} trailing byte(s) could not be processed"
+                )
+        _, _, incl, orig = _RECORD_HEADER[self.big_endian].whole_struct().unpack_from(tail)
+        if incl > orig:
+            raise PcapReadError(
+                f"packet {index} at file offset {base}: "
+                f"captured length {incl} exceeds original length {orig}"
+            )
+        need = hdr + incl - len(tail)
+        if need <= 0:
+            return tail
+        available = len(tail) - hdr
+        if self._remaining is not None and need > self._remaining:
+            available += self._remaining  # known short: report without reading it
+        else:
+            more = self._read_exact(need)
+            if len(more) == need:
+                return tail + more
+            available += len(more)
+        raise PcapReadError(
+            f"packet {index} at file offset {base}: unexpected EOF while reading packet payload; "
+            f"expected {incl} byte(s), available {available} byte(s), "
+            f"missing {incl - available} byte(s)"
+        )
+
+    def close(self) -> None:
+        """Close the input (standard input is left open for the caller)."""
+        if self._file is not None and self._close_file:
+            self._file.close()
+        self._file = None
+
+    def __enter__(self) -> PcapReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
