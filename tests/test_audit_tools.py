@@ -142,7 +142,8 @@ def test_regress_fails_on_an_edited_keep_value_and_update_makes_it_pass(tmp_path
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(yaml.safe_dump({"cases": [{
         "name": "tls_test_2", "input": "case/input.pcap", "config": "case/config.ini",
-        "expected": "case/constricted.pcap", "rules": "rules/final_only.rules"}]}))
+        "expected": "case/constricted.pcap", "rules": "rules/final_only.rules",
+        "stats": {"bytes_output": 2111, "tls_appdata_constricted": 6}}]}))
     failed = run_cli("regress", str(manifest))
     text = failed.stdout.decode()
     assert failed.returncode == 1
@@ -151,8 +152,14 @@ def test_regress_fails_on_an_edited_keep_value_and_update_makes_it_pass(tmp_path
     assert "first difference: packet 7 (1-based): ours incl_len 67 orig_len 332, " \
            "expected incl_len 66 orig_len 332" in text
     updated = run_cli("regress", str(manifest), "--update")
-    assert "updated" in updated.stdout.decode()
-    assert run_cli("regress", str(manifest)).returncode == 0
+    lines = updated.stdout.decode().splitlines()
+    assert updated.returncode == 0 and lines[0].startswith("UPDATED tls_test_2:")
+    assert lines[-1] == "regress: 0 passed, 1 updated, 0 failed" and "FAIL" not in updated.stdout.decode()
+    # the manifest's stats follow the new output (one more byte kept in each cut continuation)
+    stats = yaml.safe_load(manifest.read_text())["cases"][0]["stats"]
+    assert stats["bytes_output"] > 2111 and stats["tls_appdata_constricted"] == 6
+    again = run_cli("regress", str(manifest))
+    assert again.returncode == 0 and again.stdout.decode().splitlines()[-1] == "regress: 1 passed, 0 failed"
 
 
 BAD_RULES = [

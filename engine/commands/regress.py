@@ -44,6 +44,7 @@ class Outcome:
     passed: bool
     lines: list[str]
     actual_path: str
+    figures: dict[str, int] = field(default_factory=dict)  # the run's stats block, by name
 
 
 def default_manifest() -> str:
@@ -100,7 +101,7 @@ def run_case(case: Case, workdir: str) -> Outcome:
             pipeline = make_pipeline(policy, config, writer)
             pipeline.run(reader)
     except (ConfigError, PolicyError, PcapReadError, OSError) as e:
-        return Outcome(case, False, [f"FAIL {case.name}: {e}"], actual)
+        return Outcome(case, False, [f"FAIL {case.name}: {e}"], "")
     stats = pipeline.stats()
     lines: list[str] = []
     diff = compare_pcaps(actual, case.expected)
@@ -121,7 +122,7 @@ def run_case(case: Case, workdir: str) -> Outcome:
         index, ours, theirs = diff.first
         lines.append(f"  first difference: packet {index} (1-based): ours {ours}, expected {theirs}")
     lines.extend(f"  stats: {d}" for d in stat_diffs)
-    return Outcome(case, passed, lines, actual)
+    return Outcome(case, passed, lines, actual, figures)
 
 
 @dataclass
@@ -174,17 +175,37 @@ def run(args) -> int:
     except ManifestError as e:
         sys.stderr.write(f"regress: {e}\n")
         return 1
-    failed = 0
+    failed = updated = 0
     with tempfile.TemporaryDirectory(prefix="pcapconstrictor-regress-") as workdir:
         for case in cases:
             outcome = run_case(case, workdir)
-            for line in outcome.lines:
-                print(line)
-            if not outcome.passed:
-                if args.update and os.path.exists(outcome.actual_path):
-                    shutil.copyfile(outcome.actual_path, case.expected)
-                    print(f"  updated {case.expected}")
-                else:
-                    failed += 1
-    print(f"regress: {len(cases) - failed} passed, {failed} failed")
+            if outcome.passed or not (args.update and outcome.actual_path):
+                print("\n".join(outcome.lines))
+                failed += not outcome.passed
+                continue
+            shutil.copyfile(outcome.actual_path, case.expected)
+            if case.stats:
+                update_stats(manifest, case.name, {k: outcome.figures.get(k, 0) for k in case.stats})
+            updated += 1
+            print(outcome.lines[0].replace("FAIL", "UPDATED", 1))
+            print(f"  rewrote {case.expected}" + (f" and its stats in {manifest}" if case.stats else ""))
+    passed = len(cases) - failed - updated
+    print(f"regress: {passed} passed, " + (f"{updated} updated, " if args.update else "") + f"{failed} failed")
     return 1 if failed else 0
+
+
+def update_stats(manifest: str, name: str, stats: dict[str, int]) -> None:
+    """Rewrite one case's ``stats:`` mapping in place; comments and the rest of the file stay."""
+    with open(manifest, encoding="utf-8") as f:
+        text = f.read()
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    for case in next(v for k, v in root.value if k.value == "cases").value:
+        fields = {k.value: v for k, v in case.value}
+        if fields["name"].value == name:
+            node = fields["stats"]
+            start, end = node.start_mark.index, node.end_mark.index
+            flow = "{" + ", ".join(f"{k}: {v}" for k, v in stats.items()) + "}"
+            text = text[:start] + flow + text[end:]
+            break
+    with open(manifest, "w", encoding="utf-8") as f:
+        f.write(text)
