@@ -48,10 +48,17 @@ def parse(text: str) -> Config:
     return parse_config_text(text, "cfg.ini")
 
 
-def error(text: str) -> str:
+def full_error(text: str) -> str:
     with pytest.raises(ConfigError) as info:
         parse(text)
     return str(info.value)
+
+
+def error(text: str) -> str:
+    """The upstream part of the message (SPEC §5.7): ``path:line: text``, without the key and
+    value we add after it (README: differences)."""
+    where, _, message = full_error(text).partition(": ")
+    return f"{where}: {message.split(': ', 1)[0]}"
 
 
 def value(section: str, key: str, text: str) -> object:
@@ -577,7 +584,7 @@ def test_unknown_key_in_stats_whatever_the_value(text: str) -> None:
     ],
 )
 def test_final_check_is_reported_on_line_zero(text: str, message: str) -> None:
-    assert error(text) == f"cfg.ini:0: {message}"
+    assert full_error(text) == f"cfg.ini: {message}"
 
 
 def test_final_checks_run_in_spec_order() -> None:
@@ -599,12 +606,12 @@ def test_final_checks_run_in_spec_order() -> None:
     lines: list[str] = []
     for section, line, message in checks:
         lines += [f"[{section}]", line]
-        assert error("\n".join(lines)) == f"cfg.ini:0: {message}"
+        assert full_error("\n".join(lines)) == f"cfg.ini: {message}"
 
 
 def test_ring_checks_apply_with_the_recvmsg_backend() -> None:
     assert error("[capture]\nbackend = recvmsg\nring_frame_size = 3\n") == (
-        "cfg.ini:0: capture.ring_block_size must be a multiple of capture.ring_frame_size"
+        "cfg.ini: capture.ring_block_size must be a multiple of capture.ring_frame_size"
     )
 
 
@@ -636,7 +643,8 @@ def test_load_config_errors_name_the_path_as_given(tmp_path, monkeypatch) -> Non
     (tmp_path / "b.ini").write_text("[tls]\nenabled = no\n")
     with pytest.raises(ConfigError) as info:
         load_config("./b.ini")
-    assert str(info.value) == "./b.ini:2: invalid boolean for tls.enabled"
+    message = "invalid boolean for tls.enabled: enabled = no (expected true or false)"
+    assert str(info.value) == f"./b.ini:2: {message}"
 
 
 def test_unable_to_open_config_file(tmp_path) -> None:
@@ -660,3 +668,23 @@ def test_bytes_that_are_not_utf8_are_kept(tmp_path) -> None:
     output = load_config(str(path))["capture.output"]
     assert isinstance(output, str)
     assert output.encode("utf-8", "surrogateescape") == b"caf\xe9.pcap"
+
+
+# --- what we add to the upstream texts (issue 20): the key and value at fault --------------------
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[general]\nmax_flows = lots\n", "cfg.ini:2: invalid unsigned integer for [general]: max_flows = lots"),
+    ("[capture]\nfoo = 5\n", "cfg.ini:2: unknown key in [capture]: foo"),
+    ("[capture]\nbackend = pcap\n",
+     "cfg.ini:2: unknown capture.backend value: backend = pcap (expected recvmsg or tpacket_v3)"),
+    ("[capture]\npromiscuous = yes\n",
+     "cfg.ini:2: invalid boolean for capture.promiscuous: promiscuous = yes (expected true or false)"),
+    ("[tls]\napp_data_continuation_policy = x\n", "cfg.ini:2: invalid value for "
+     "tls.app_data_continuation_policy; expected final_only, stream, or bulk: "
+     "app_data_continuation_policy = x"),
+    ("[reinflat]\nfill_byte = 1\n", "cfg.ini:2: unknown section: [reinflat] (sections: general, capture, "
+     "tls, quic, stats)"),
+])  # fmt: skip
+def test_a_config_error_names_the_key_and_value_and_what_an_enum_or_boolean_takes(text, message):
+    assert full_error(text) == message

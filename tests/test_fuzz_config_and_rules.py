@@ -103,13 +103,13 @@ def parse_config(text: str) -> Config | str:
 def check_config_text(text: str, tmp_file: Path) -> None:
     result = parse_config(text)
     if isinstance(result, str):
-        match = re.fullmatch(rf"{re.escape(CONFIG_PATH)}:(\d+): (.*)", result, re.S)
+        match = re.fullmatch(rf"{re.escape(CONFIG_PATH)}(?::(\d+))?: (.*)", result, re.S)
         assert match, result
-        line, message = int(match[1]), match[2]
-        if line == 0:
+        line, message = int(match[1] or 0), match[2]
+        if match[1] is None:  # the checks that span keys: no line is at fault
             assert message in FINAL_MESSAGES, result
-        else:
-            assert message in LINE_MESSAGES, result
+        else:  # the upstream text, then the key (and value) at fault
+            assert message.split(": ", 1)[0] in LINE_MESSAGES, result
             lines = text.split("\n")
             assert line <= len(lines) and comment_free(lines[line - 1]), result  # a line that says something
     else:

@@ -174,7 +174,7 @@ def test_rotation_keys_reject_bad_numbers(tmp_path):
     config = tmp_path / "c.ini"
     config.write_text("[capture]\nrotate_seconds = -1\n")
     result = run_cli("--config", str(config), "--offline-input", str(ROOT / "x.pcap"))
-    message = "invalid unsigned integer for capture option"
+    message = "invalid unsigned integer for capture option: rotate_seconds = -1"
     assert result.stderr.decode() == f"Configuration error: {config}:2: {message}\n"
 
 

@@ -113,15 +113,18 @@ def test_empty_file_and_empty_sections_give_the_defaults(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("capture:\n  foo: 1\n", "c.yaml:2: unknown key in [capture]"),
-     ("capture:\n  foo: bar\n", "c.yaml:2: invalid unsigned integer for capture option"),  # §5.4 order
-     ("tls:\n  ports: 443,,8443\n", "c.yaml:2: invalid port list for tls.ports"),
-     ("tls:\n  enabled: maybe\n", "c.yaml:2: invalid boolean for tls.enabled"),
-     ("\n\nbogus:\n  key: 1\n", "c.yaml:4: unknown section"),
+    [("capture:\n  foo: 1\n", "c.yaml:2: unknown key in [capture]: foo"),
+     # §5.4 order: the section's integer parse before the key lookup
+     ("capture:\n  foo: bar\n", "c.yaml:2: invalid unsigned integer for capture option: foo = bar"),
+     ("tls:\n  ports: 443,,8443\n", "c.yaml:2: invalid port list for tls.ports: ports = 443,,8443"),
+     ("tls:\n  enabled: maybe\n",
+      "c.yaml:2: invalid boolean for tls.enabled: enabled = maybe (expected true or false)"),
+     ("\n\nbogus:\n  key: 1\n",
+      "c.yaml:4: unknown section: [bogus] (sections: general, capture, tls, quic, stats)"),
      ("capture:\n  interface:\n", "c.yaml:2: empty value"),
      ("capture:\n  format: erf\n",
-      "c.yaml:2: invalid value for capture.format; expected auto, pcap, or pcapng"),
-     ("capture:\n  default_snaplen: 0\n", "c.yaml:0: capture.default_snaplen must be greater than 0"),
+      "c.yaml:2: invalid value for capture.format; expected auto, pcap, or pcapng: format = erf"),
+     ("capture:\n  default_snaplen: 0\n", "c.yaml: capture.default_snaplen must be greater than 0"),
      ("- capture\n", "c.yaml:1: expected a mapping of sections (section: {key: value})"),
      ("capture: 5\n", "c.yaml:1: expected key: value pairs under section capture"),
      ("capture:\n  ports: {a: 1}\n", "c.yaml:2: expected a value"),
@@ -136,10 +139,17 @@ def test_a_bad_yaml_config_is_a_configuration_error_on_the_command_line(tmp_path
     config = write(tmp_path, "capture:\n  max_packets: -1\n")
     result = run_cli("--config", str(config), "--offline-input", "in.pcap")
     assert result.returncode == 1
-    message = "invalid unsigned integer for capture option"
+    message = "invalid unsigned integer for capture option: max_packets = -1"
     assert result.stderr.decode() == f"Configuration error: {config}:2: {message}\n"
 
 
 def test_an_ini_file_is_still_read_as_ini(tmp_path):
     # A YAML-looking text in a .ini file is INI: `capture:` is not `key = value`.
     assert error(tmp_path, "capture:\n  max_packets: 5\n", "c.ini") == "c.yaml:1: expected key = value"
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "y", "n"])
+def test_yaml_words_that_yaml_1_1_reads_as_booleans_are_refused_like_in_ini(tmp_path, word):
+    message = f"c.yaml:2: invalid boolean for tls.enabled: enabled = {word} (expected true or false)"
+    assert error(tmp_path, f"tls:\n  enabled: {word}\n") == message
+    assert load_config(str(write(tmp_path, f"capture:\n  interface: {word}\n")))["capture.interface"] == word

@@ -190,7 +190,8 @@ def run(args) -> int:
             print(outcome.lines[0].replace("FAIL", "UPDATED", 1))
             print(f"  rewrote {case.expected}" + (f" and its stats in {manifest}" if case.stats else ""))
     passed = len(cases) - failed - updated
-    print(f"regress: {passed} passed, " + (f"{updated} updated, " if args.update else "") + f"{failed} failed")
+    done = f"{updated} updated, " if args.update else ""
+    print(f"regress: {passed} passed, {done}{failed} failed")
     return 1 if failed else 0
 
 

@@ -59,12 +59,13 @@ _FINAL_CHECKS: tuple[tuple[str, Callable[[dict[str, object]], bool]], ...] = (
 
 
 def assign(section: str, key: str, value: str) -> tuple[KeySpec, object]:
-    """The key a line names and its parsed value; raise LineError with the upstream text."""
+    """The key a line names and its parsed value; raise LineError with the upstream text, then
+    the key and value at fault (a difference from upstream, which names neither)."""
     if not value:
         raise LineError("empty value")
     rules = SECTIONS.get(section)
     if rules is None:
-        raise LineError("unknown section")
+        raise LineError(f"unknown section: [{section}] (sections: {', '.join(SECTIONS)})")
     return dispatch(rules, key, value)
 
 
@@ -73,13 +74,13 @@ def dispatch(rules: _SectionRules, key: str, value: str) -> tuple[KeySpec, objec
     spec = rules.by_name.get(key)
     if spec is not None:
         return spec, _convert(spec, value)
-    unknown = f"unknown key in [{rules.name}]"
+    unknown = f"unknown key in [{rules.name}]: {key}"
     if rules.u32_error is None:
         raise LineError(unknown)
     try:
         number = parse_u32(value)
     except ValueError:
-        raise LineError(rules.u32_error) from None
+        raise LineError(f"{rules.u32_error}: {key} = {value}") from None
     spec = rules.after_u32.get(key)
     if spec is None:
         raise LineError(unknown)
@@ -90,7 +91,18 @@ def _convert(spec: KeySpec, value: str) -> object:
     try:
         return spec.parse(value)
     except ValueError:
-        raise LineError(spec.error) from None
+        raise LineError(f"{spec.error}: {spec.name} = {value}{_expected(spec)}") from None
+
+
+def _expected(spec: KeySpec) -> str:
+    """What a value of this kind may be, unless the upstream text says it already."""
+    if "expected" in spec.error:
+        return ""
+    if spec.kind == "enum":
+        return f" (expected {' or '.join(spec.choices)})"
+    if spec.kind == "bool":
+        return " (expected true or false)"
+    return ""
 
 
 def defaults() -> tuple[dict[str, object], dict[str, str]]:
@@ -102,5 +114,5 @@ def finish(path: str, values: dict[str, object], origin: dict[str, str]) -> Conf
     """The checks that span keys (§5), then the config (INI and YAML alike)."""
     for message, holds in _FINAL_CHECKS:
         if not holds(values):
-            raise ConfigError(f"{path}:0: {message}", 0)
+            raise ConfigError(f"{path}: {message}", 0)  # upstream says line 0; no line is at fault
     return Config(path, values, origin)

@@ -21,7 +21,6 @@ from .keys import Config, ConfigError, LineError, ascii_lower, trim
 from .sections import assign, defaults, finish
 
 _NULL = "tag:yaml.org,2002:null"
-_BOOL = "tag:yaml.org,2002:bool"
 
 
 def parse_config_yaml(data: bytes | str, path: str) -> Config:
@@ -86,6 +85,4 @@ def _value_text(node: yaml.Node, path: str) -> str:
         raise _fail(path, node, "expected a value")
     if node.tag == _NULL:
         return ""
-    if node.tag == _BOOL:
-        return "true" if yaml.SafeLoader.bool_values[node.value.lower()] else "false"
-    return trim(node.value)
+    return trim(node.value)  # as written: YAML 1.1's yes/no/on/off are words here, not booleans
