@@ -7,6 +7,8 @@ counters; type mismatches; rules that can never match.
 
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 
 from pcapconstrictor.engine.analysis.facts import DECODE_FACTS, FRAME_FACTS, Fact
@@ -75,6 +77,9 @@ class Checker:
                                      f"'{always.id}' (line {always.pos.line}) matches every "
                                      "packet before it")  # fmt: skip
                 self._rule(rule, facts_for(section))
+                if rule.when is not None and never_true(rule.when):
+                    raise self.error(rule.when.pos, f"rule '{rule.id}' can never match: its condition "
+                                     "is false for every packet")  # fmt: skip
                 if rule.analyze:
                     analyzed.setdefault(rule.analyze, rule)
                 if rule.when is None or (isinstance(rule.when, ast.Bool) and rule.when.value):
@@ -250,3 +255,38 @@ def _suggest(name: str, known) -> str:
 def check_policy(policy: ast.Policy) -> ast.Policy:
     Checker(policy).check()
     return policy
+
+
+def never_true(e: ast.Expr) -> bool:
+    """A condition false whatever the packet and the config: ``false``, ``not true``, an ``and``
+    with such a side, an ``or`` of two such, or ``x and not x`` (the same expression negated)."""
+    if isinstance(e, ast.Bool):
+        return not e.value
+    if isinstance(e, ast.Unary) and e.op == "not" and isinstance(e.operand, ast.Bool):
+        return e.operand.value
+    if isinstance(e, ast.Binary) and e.op == "or":
+        return never_true(e.left) and never_true(e.right)
+    if isinstance(e, ast.Binary) and e.op == "and":
+        if never_true(e.left) or never_true(e.right):
+            return True
+        terms = _conjuncts(e)
+        negated = [t.operand for t in terms if isinstance(t, ast.Unary) and t.op == "not"]
+        return any(_same(n, t) for n in negated for t in terms)
+    return False
+
+
+def _conjuncts(e: ast.Expr) -> list[ast.Expr]:
+    if isinstance(e, ast.Binary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def _same(a: object, b: object) -> bool:
+    """The same expression, wherever it was written (positions ignored)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
+    if not dataclasses.is_dataclass(a):
+        return a == b
+    return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a) if f.name != "pos")

@@ -177,6 +177,12 @@ BAD_RULES = [
      "unknown reason 'tls_candidat'; did you mean 'tls_candidate'? (a new one needs 'declare reason')"),
     ("shadowed rule", "rule x.y reason tcp\nrule x.z reason udp",
      "rule 'x.z' can never match: rule 'x.y' (line 2) matches every packet before it"),
+    ("never true", "rule x.y when false reason tcp",
+     "rule 'x.y' can never match: its condition is false for every packet"),
+    ("contradiction", "rule x.y when decode.tcp and tcp.dst_port == 443 and not decode.tcp reason tcp",
+     "rule 'x.y' can never match: its condition is false for every packet"),
+    ("negated truth", "rule x.y when decode.udp and not true reason udp",
+     "rule 'x.y' can never match: its condition is false for every packet"),
 ]
 
 
