@@ -8,7 +8,6 @@ counters; type mismatches; rules that can never match.
 from __future__ import annotations
 
 import dataclasses
-
 import difflib
 
 from pcapconstrictor.engine.analysis.facts import DECODE_FACTS, FRAME_FACTS, Fact
@@ -286,7 +285,8 @@ def _same(a: object, b: object) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
     if not dataclasses.is_dataclass(a):
         return a == b
-    return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a) if f.name != "pos")
+    fields = [f.name for f in dataclasses.fields(a) if f.name != "pos"]
+    return all(_same(getattr(a, name), getattr(b, name)) for name in fields)
