@@ -8,14 +8,19 @@ and lark) are imported only once a command runs, so ``--help`` is fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from pcapconstrictor.engine.version import PROG, VERSION
 
-from .parsers import SUBCOMMANDS, UsageError, command_parser, main_parser
+from .parsers import SUBCOMMANDS, UsageError, command_parser, main_parser, manual_parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "_ARGCOMPLETE" in os.environ:  # shell completion asks (README); costs nothing otherwise
+        import argcomplete
+
+        argcomplete.autocomplete(manual_parser())
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:

@@ -90,9 +90,30 @@ def _debug(parser: argparse.ArgumentParser) -> None:
 def main_parser() -> MainParser:
     """Live capture and the offline feed (SPEC §2), with our options."""
     p = MainParser(prog=PROG, usage="%(prog)s", description=DESCRIPTION, add_help=False,
-                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                   epilog=EPILOG.format(commands="".join(f"  {name:10} {summary}\n"
-                                                         for name, (summary, _) in SUBCOMMANDS.items())))
+                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog())
+    _main_form(p)
+    p.add_argument("--help", "-h", action="help", help="this text")
+    return p
+
+
+def manual_parser() -> argparse.ArgumentParser:
+    """Every form in one parser, the commands as sub-parsers: for the man page and completion."""
+    description = DESCRIPTION + "\nA capture filter may also follow the options, tcpdump style."
+    p = argparse.ArgumentParser(prog=PROG, description=description, epilog=_epilog(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    _main_form(p, expression=False)  # beside sub-commands, a free positional would read as one
+    commands = p.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name, (summary, declare) in SUBCOMMANDS.items():
+        declare(commands.add_parser(name, help=summary, description=summary))  # type: ignore[operator]
+    return p
+
+
+def _epilog() -> str:
+    lines = [f"  {name:10} {summary}\n" for name, (summary, _) in SUBCOMMANDS.items()]
+    return EPILOG.format(commands="".join(lines))
+
+
+def _main_form(p: argparse.ArgumentParser, expression: bool = True) -> None:
     _config(p, required=False)
     p.add_argument("--offline-input", action=Once, metavar="<pcap>",
                    help="read a capture file ('-' = standard input) instead of capturing live; "
@@ -106,8 +127,9 @@ def main_parser() -> MainParser:
     p.add_argument("--filter", action=Once, metavar="<expression>",
                    help="capture filter in tcpdump syntax, instead of capture.filter; live it runs in "
                         "the kernel, offline on each input frame")  # fmt: skip
-    p.add_argument("expression", nargs="*", metavar="<expression>",
-                   help="the same, tcpdump style: words after the options")
+    if expression:
+        p.add_argument("expression", nargs="*", metavar="<expression>",
+                       help="the same, tcpdump style: words after the options")
     p.add_argument("--user", action=Once, metavar="<name>",
                    help="live (or offline) as root: become <name> once the socket is open and the "
                         "output created, like tcpdump -Z")  # fmt: skip
@@ -115,8 +137,6 @@ def main_parser() -> MainParser:
                    help="list interfaces: index, name, link type, state, MTU")
     _debug(p)
     p.add_argument("--version", action="store_true", help="print the version")
-    p.add_argument("--help", "-h", action="help", help="this text")
-    return p
 
 
 def _audit(p: CommandParser) -> None:
