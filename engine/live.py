@@ -167,6 +167,15 @@ def run_live(config: Config, policy, opts: dict) -> int:
 
 
 def _run(config: Config, policy, opts: dict, stop: StopRequest) -> int:
+    if config["capture.backend"] == "tpacket_v3":  # issue 13: a ring the host can hold, for all workers
+        from .capture_tpacket import check_ring_memory
+
+        try:
+            check_ring_memory(config["capture.ring_block_size"], config["capture.ring_block_count"],
+                              config["capture.ring_frame_size"], config["capture.workers"],
+                              config["capture.max_ring_bytes"])  # fmt: skip
+        except CaptureError as e:
+            return _fail(str(e), e.hint)
     if config["capture.workers"] > 1:  # issue 5: N processes joined by PACKET_FANOUT
         from .live_workers import run_workers
 
