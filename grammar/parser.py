@@ -176,22 +176,59 @@ class _ToAst(Transformer):
         self.policy.sections.setdefault(name, [])  # an included file may have started it
 
     def include_decl(self, meta, c):
-        """Merge another rule file (path relative to this one) at this point."""
-        pos = self._pos(meta)
-        target = os.path.join(os.path.dirname(self.policy.path), _unquote(c[0]))
+        """Merge another rule file, named relative to this one's directory, at this point."""
+        pos, name = self._pos(meta), _unquote(c[0])
+        target = self._include_target(pos, name)
         if len(self.stack) >= 8 or os.path.abspath(target) in self.stack:
-            raise self._error(pos, f"include of '{_unquote(c[0])}' loops or nests too deep")
+            raise self._error(pos, f"include of '{name}' loops or nests too deep")
         try:
             with open(target, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
-            raise self._error(pos, f"cannot include '{_unquote(c[0])}': {e.strerror}") from None
-        except (ValueError, UnicodeDecodeError) as e:  # a NUL in the path, or not UTF-8 text
-            raise self._error(pos, f"cannot include '{_unquote(c[0])}': {e}") from None
+            raise self._error(pos, f"cannot include '{name}': {e.strerror}") from None
+        except (ValueError, UnicodeDecodeError) as e:  # not UTF-8 text
+            raise self._error(pos, f"cannot include '{name}': {e}") from None
         sub = _ToAst(target, text, self.stack + [os.path.abspath(target)], self.policy)
         _transform(sub, text, target)
         self.policy.includes.append(target)
         self.current_section = None  # the including file must name its next section
+
+    def _include_target(self, pos: ast.Pos, name: str) -> str:
+        """Issue 13: a rule file may include only rule files in its own directory (or below it),
+        else the shipped one of that name, so a rule file cannot make the recorder (often root)
+        read, and echo in an error, any other file."""
+        problem = _include_name_problem(name)
+        bases = (os.path.dirname(self.path) or ".", _shipped_rules_dir())
+        base = next((b for b in bases if os.path.lexists(os.path.join(b, name))), bases[0])
+        target = os.path.join(base, name)
+        if problem is None and os.path.lexists(target):
+            real = os.path.realpath(target)
+            inside = os.path.commonpath([real, os.path.realpath(base)]) == os.path.realpath(base)
+            if not inside or not real.endswith(RULE_FILE_SUFFIX):
+                problem = "it is a link to a file outside this rule file's directory or not a rule file"
+        if problem is not None:
+            raise self._error(pos, f"cannot include '{name}': {problem}")
+        return target
+
+
+RULE_FILE_SUFFIX = ".rules"
+
+
+def _include_name_problem(name: str) -> str | None:
+    if "\x00" in name:
+        return "the path contains a NUL byte"
+    if os.path.isabs(name):
+        return "an absolute path; name a rule file relative to this file's directory"
+    if ".." in name.split("/"):
+        return "'..' leaves this file's directory"
+    if not name.endswith(RULE_FILE_SUFFIX):
+        return f"only rule files (*{RULE_FILE_SUFFIX}) can be included"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _shipped_rules_dir() -> str:
+    return str(resources.files("pcapconstrictor.rules"))
 
 
 def _unquote(token) -> str:

@@ -23,6 +23,7 @@ DEFAULTS = {
     "capture.ring_block_count": 64,
     "capture.ring_frame_size": 2048,
     "capture.block_timeout_ms": 64,
+    "capture.max_ring_bytes": 0,  # issue 13
     "capture.flush_interval_ms": 1000,
     "capture.workers": 1,
     "capture.filter": "",  # issue 8

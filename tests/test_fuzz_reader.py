@@ -1,6 +1,7 @@
 """Fuzzing the classic PCAP reader on mutated files (issue 6, part 1b; SPEC §12.1).
 
-The oracle is a direct reading of SPEC §12.1, written here with ``struct`` and no buffering:
+The oracle is a direct reading of SPEC §12.1 (plus libpcap's bound on a record's length,
+ours), written here with ``struct`` and no buffering:
 for any file the reader must yield exactly the records that reading yields and then stop
 cleanly or raise the same :class:`PcapReadError`, with the same text, which must have one of
 the documented forms.  Nothing else may escape.  Both the file path and standard input are
@@ -46,6 +47,8 @@ ERROR_FORMS = [
         r"(?P<trailing>\d+) trailing byte\(s\) could not be processed",
         r"packet (?P<index>\d+) at file offset (?P<offset>\d+): "
         r"captured length (?P<caplen>\d+) exceeds original length (?P<orig>\d+)",
+        r"packet (?P<index>\d+) at file offset (?P<offset>\d+): "
+        r"captured length (?P<longest>\d+) exceeds the maximum record length (?P<bound>\d+)",
         r"packet (?P<index>\d+) at file offset (?P<offset>\d+): unexpected EOF while reading packet "
         r"payload; expected (?P<expected>\d+) byte\(s\), available (?P<available>\d+) byte\(s\), "
         r"missing (?P<missing>\d+) byte\(s\)",
@@ -63,6 +66,8 @@ def documented_form(message: str) -> re.Match:
                 assert 1 <= int(groups["trailing"]) <= 15, message
             if "caplen" in groups:
                 assert int(groups["caplen"]) > int(groups["orig"]), message
+            if "bound" in groups:
+                assert int(groups["longest"]) > int(groups["bound"]) >= 262144, message
             if "missing" in groups:
                 expected, available = int(groups["expected"]), int(groups["available"])
                 assert available < expected and int(groups["missing"]) == expected - available, message
@@ -100,6 +105,9 @@ def reference_read(content: bytes) -> tuple[list[tuple[int, bytes, int]], str | 
         where = f"packet {len(records)} at file offset {offset}"
         if caplen > orig:
             return records, f"{where}: captured length {caplen} exceeds original length {orig}"
+        bound = max(snaplen, 262144)  # libpcap's (ours, not upstream's)
+        if caplen > bound:
+            return records, f"{where}: captured length {caplen} exceeds the maximum record length {bound}"
         available = n - offset - 16
         if available < caplen:
             return records, (f"{where}: unexpected EOF while reading packet payload; "

@@ -11,6 +11,7 @@ tests skip and say why.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import pytest
 from netns import CAP4, CAP6, CAP_IF, TRAFFIC, Netns, Record, read_pcap, stats_block, stop, wait_for_line
+from test_interfaces import nobody
 from test_live_capture import (
+    RECORDER,
     SETTLE,
     STATS_KEYS,
     is_test_traffic,
@@ -390,3 +393,65 @@ def test_ipv4_fragments_reach_a_worker_reassembled(ns, tmp_path):
     incoming = [r for path in worker_files(output) for r in read_pcap(path)[1]
                 if r.data[12:14] == b"\x08\x00" and r.data[23] == 17]  # fmt: skip
     assert [(r.incl_len, r.orig_len) for r in incoming] == [(14 + 20 + 8 + 3000,) * 2] * 3
+
+
+# --- --user: no process stays root (issue 13) -------------------------------------------------
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":", 1) for line in f.read().splitlines())
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
+def start_as_nobody(ns, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    output = tmp_path / "out.pcap"
+    config = write_config(tmp_path / "c.ini", "tpacket_v3", output, extra="workers = 2\n")
+    recorder = ns.start(ns.capture, *RECORDER, "--config", str(config), "--user", "nobody", "udp")
+    wait_for_line(recorder, "stdout", "Press Ctrl+C to stop.\n")  # printed once the parent is nobody too
+    return recorder, output
+
+
+def test_with_user_the_parent_drops_root_too_and_every_frame_is_still_written(ns, tmp_path):
+    user = nobody()
+    recorder, output = start_as_nobody(ns, tmp_path)
+    workers = children(recorder.pid)
+    assert len(workers) == 2
+    for pid in (recorder.pid, *workers):
+        status = proc_status(pid)
+        assert status["Uid"].split() == [str(user.pw_uid)] * 4, pid  # real, effective, saved, filesystem
+        assert status["Gid"].split() == [str(user.pw_gid)] * 4, pid
+        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0, pid
+    ns.traffic(ns.peer, "udp", CAP4, "9", "10")
+    time.sleep(SETTLE)
+    stdout, stderr = stop(recorder)  # the parent, now nobody, can still stop its workers
+    assert recorder.returncode == 0, stderr
+    files = worker_files(output)
+    assert sum(len(read_pcap(path)[1]) for path in files) == stats_block(stdout)["packets_total"] == 10
+    assert all((path.stat().st_uid, path.stat().st_gid) == (user.pw_uid, user.pw_gid) for path in files)
+
+
+def test_with_user_the_workers_still_stop_when_the_parent_is_killed(ns, tmp_path):
+    # the kernel clears a process's parent-death signal when its uid changes: it is set again
+    nobody()
+    recorder, _ = start_as_nobody(ns, tmp_path)
+    workers = children(recorder.pid)
+    os.kill(recorder.pid, signal.SIGKILL)
+    recorder.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)
+
+
+def alive(pid: int) -> bool:
+    """Running (not ended, nor a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

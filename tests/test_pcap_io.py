@@ -230,6 +230,28 @@ def test_cut_payload_reports_expected_available_and_missing_bytes(tmp_path: Path
     )
 
 
+@pytest.mark.parametrize("snaplen", [16, 65535, 262144])
+def test_a_record_longer_than_libpcaps_262144_bytes_is_refused_before_its_payload(
+    tmp_path: Path, snaplen: int
+) -> None:
+    largest = record(0, 0, bytes(262144))
+    content = global_header(snaplen=snaplen) + largest + record(0, 0, bytes(262145))
+    records, error = read_until_error(write_file(tmp_path, content))
+    assert [len(r[1]) for r in records] == [262144]
+    assert error == (
+        f"packet 1 at file offset {24 + len(largest)}: "
+        "captured length 262145 exceeds the maximum record length 262144"
+    )
+
+
+def test_a_file_snaplen_above_262144_raises_the_record_bound_to_it(tmp_path: Path) -> None:
+    largest, beyond = record(0, 0, bytes(300_000)), record(0, 0, b"", caplen=300_001)
+    content = global_header(snaplen=300_000) + largest + beyond
+    records, error = read_until_error(write_file(tmp_path, content))
+    assert [len(r[1]) for r in records] == [300_000]
+    assert error.endswith("captured length 300001 exceeds the maximum record length 300000")
+
+
 def test_truncated_fixture_yields_three_records_then_the_payload_eof_error() -> None:
     records, error = read_until_error(str(TRUNCATED))
     assert len(records) == 3
@@ -240,8 +262,8 @@ def test_truncated_fixture_yields_three_records_then_the_payload_eof_error() -> 
 
 
 def test_huge_missing_caplen_is_reported_without_allocating_it(tmp_path: Path) -> None:
-    caplen = 0xFFFF_FFF0
-    content = global_header() + record(0, 0, b"tail", caplen=caplen)
+    caplen = 0xFFFF_FFF0  # within the bound a 4 GiB file snaplen sets
+    content = global_header(snaplen=0xFFFF_FFFF) + record(0, 0, b"tail", caplen=caplen)
     tracemalloc.start()
     try:
         _, error = read_until_error(write_file(tmp_path, content))
@@ -259,7 +281,7 @@ def test_huge_missing_caplen_on_stdin_is_reported_without_allocating_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplen = 0xFFFF_FFF0
-    content = global_header() + record(0, 0, b"tail", caplen=caplen)
+    content = global_header(snaplen=0xFFFF_FFFF) + record(0, 0, b"tail", caplen=caplen)
     monkeypatch.setattr("sys.stdin", types.SimpleNamespace(buffer=io.BytesIO(content)))
     tracemalloc.start()
     try:

@@ -4,8 +4,9 @@ A million distinct flows, generated in memory, go through the shipped policy wit
 ``general.max_flows`` small and at its default: the TLS and QUIC flow tables never hold more
 than ``max_flows`` entries, every eviction is counted and printed as ``flow_evictions``, and
 with a small bound the process stops growing (RSS between 100k and 1M flows).  A record
-header claiming 4 GiB is rejected with the SPEC §12.1 error without the reader allocating it,
-from a file and from a pipe.
+header claiming 4 GiB, or 2 GiB in a sparse file that really is that long, is rejected as
+libpcap rejects it (longer than 262,144 bytes and than the file's snaplen) without the reader
+allocating or reading it, from a file and from a pipe.
 
 Each heavy run happens in a fresh interpreter, so one run's memory cannot hide another's.
 """
@@ -18,6 +19,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from conftest import GOLDEN, ROOT
@@ -148,9 +150,9 @@ def run_measured(args: list[str], stdin_data: bytes | None = None, cwd: Path | N
     return proc.returncode, out["stderr"].decode(), usage.ru_maxrss * 1024
 
 
-def huge_record_error() -> str:
-    return ("Offline feed error: packet 0 at file offset 24: unexpected EOF while reading packet payload; "
-            f"expected {HUGE} byte(s), available {TAIL} byte(s), missing {HUGE - TAIL} byte(s)")  # fmt: skip
+def huge_record_error(length: int = HUGE) -> str:
+    return (f"Offline feed error: packet 0 at file offset 24: captured length {length} exceeds the maximum "
+            "record length 262144")  # fmt: skip
 
 
 def test_a_4_gib_record_length_is_rejected_without_allocating_it(tmp_path):
@@ -169,3 +171,21 @@ def test_a_4_gib_record_length_is_rejected_without_allocating_it(tmp_path):
         assert err.strip() == huge_record_error(), source
         # Bounded reads: at most a 16 MiB piece more than a small run, nowhere near 4 GiB.
         assert peak < baseline + 48 * MIB, f"{source}: {peak / MIB:.0f} MiB, baseline {baseline / MIB:.0f}"
+
+
+def test_a_2_gib_record_in_a_sparse_2_gib_file_is_refused_at_once_in_constant_memory(tmp_path):
+    config = tmp_path / "c.ini"
+    config.write_text(f"[capture]\noutput = {tmp_path / 'out.pcap'}\n")
+    status, err, baseline = run_measured(["--config", str(config), "--offline-input",
+                                          str(GOLDEN / "tls_test_2" / "input.pcap")])  # fmt: skip
+    assert status == 0, err
+    length = 2**31 - 1
+    path = tmp_path / "sparse.pcap"
+    path.write_bytes(HEADER + struct.pack("<IIII", 0, 0, length, length))
+    os.truncate(path, 40 + length)  # every byte of the record is there (holes read as zeros)
+    started = time.monotonic()
+    status, err, peak = run_measured(["--config", str(config), "--offline-input", str(path)], cwd=ROOT)
+    assert time.monotonic() - started < 5
+    assert status == 1
+    assert err.strip() == huge_record_error(length)
+    assert peak < baseline + 16 * MIB, f"{peak / MIB:.0f} MiB, baseline {baseline / MIB:.0f}"

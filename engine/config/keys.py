@@ -176,6 +176,9 @@ _TABLE = (
             "tpacket_v3 frame size; > 0"),
     KeySpec("capture.block_timeout_ms", "u32", 64, _RING_INT,
             "tpacket_v3 block retire timeout"),
+    KeySpec("capture.max_ring_bytes", "u64", 0, _CAPTURE_INT,
+            "extension: largest tpacket_v3 ring memory, every worker's ring counted; "
+            "0 = half of MemAvailable"),
     KeySpec("capture.flush_interval_ms", "u32", 1000, _CAPTURE_INT,
             "extension: live: flush the output file at least this often", by_name=False),
     KeySpec("capture.workers", "u32", 1, _CAPTURE_INT,

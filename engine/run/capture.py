@@ -6,6 +6,7 @@ import sys
 
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
+from pcapconstrictor.engine.sources.tpacket import check_ring_memory
 
 from .live import StopRequest, fail, open_backend, record
 from .workers import run_workers
@@ -25,6 +26,13 @@ def run_live(config: Config, policy, opts: dict) -> int:
 
 
 def _run(config: Config, policy, opts: dict, stop: StopRequest) -> int:
+    if config["capture.backend"] == "tpacket_v3":  # issue 13: a ring the host can hold, for all workers
+        try:
+            check_ring_memory(config["capture.ring_block_size"], config["capture.ring_block_count"],
+                              config["capture.ring_frame_size"], config["capture.workers"],
+                              config["capture.max_ring_bytes"])  # fmt: skip
+        except CaptureError as e:
+            return fail(str(e), e.hint)
     if config["capture.workers"] > 1:  # issue 5: N processes joined by PACKET_FANOUT
         return run_workers(config, policy, opts, stop, lambda: open_backend(config))
     try:

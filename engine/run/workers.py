@@ -18,6 +18,12 @@ the first failure once, as a single-process run would), prints the banner, lets 
 forwards SIGINT/SIGTERM, and at the end prints one stats block, the workers' figures summed
 (:meth:`Stats.merge`).  The first worker to stop (a bound reached, an error) stops the others.
 
+With ``--user`` (issue 13) each worker becomes the user once its socket and files are open,
+and the parent, which opens nothing, becomes the user too as soon as every worker is ready:
+no process stays root for the run.  Workers and parent talk in small validated JSON
+datagrams (worker_reports.py), never pickles, since a worker may be less privileged than
+the parent reading it.
+
 Bounds: ``duration_sec`` runs on each worker's clock, and every clock starts at the same go;
 ``max_packets`` is the total of all files: a batch takes its share from a counter the workers
 share, so together they write exactly ``max_packets`` records.
@@ -29,12 +35,12 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.run import options as run_options
@@ -45,24 +51,25 @@ from pcapconstrictor.formats import linux_packet as lp
 
 from .live import LiveLoop, StopRequest, banner, decision_log, fail, final_stats
 from .pipeline import Pipeline, make_pipeline
+from .privileges import PrivilegeError, drop_privileges
 from .stats import Stats
+from .worker_reports import (
+    ReportError,
+    WorkerReport,
+    channel,
+    decode_go,
+    decode_report,
+    encode_go,
+    encode_report,
+    receive,
+    send,
+)  # fmt: skip
 
 FANOUT_MODE = lp.PACKET_FANOUT_HASH | lp.PACKET_FANOUT_FLAG_DEFRAG
 FANOUT_MAX = 256  # PACKET_FANOUT_MAX: the most sockets one group takes
 SETUP_TIMEOUT = 60.0  # a worker that neither gets ready nor fails by then is stuck
 POLL_PERIOD = 0.2  # how often the parent looks at its stop flag while the workers run
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-@dataclass
-class WorkerReport:
-    """What a worker tells the parent: ``ready`` or ``failed`` (setup; ``message`` is then the
-    whole text for stderr), then ``stopped`` (``message`` is the reason), ``capture_error``,
-    ``write_error`` or ``crashed``."""
-
-    kind: str
-    message: str = ""
-    stats: Stats | None = None
 
 
 def _failed(message: str, hint: str | None = None) -> WorkerReport:
@@ -142,10 +149,10 @@ def run_workers(config: Config, policy, opts: dict, stop: StopRequest,
     parent = os.getpid()
     sys.stdout.flush()  # what is buffered now must not be written again by each child
     sys.stderr.flush()
-    workers: list[tuple[multiprocessing.Process, Connection]] = []
+    workers: list[tuple[multiprocessing.Process, socket.socket]] = []
 
     def start(index: int, group: int | None) -> None:
-        ours, theirs = context.Pipe()
+        ours, theirs = channel()
         inherited = [conn for _, conn in workers] + [ours]
         args = (index, config, policy, opts, stop, theirs, inherited, parent, total, open_backend, group)
         process = context.Process(target=_worker, name=f"capture worker {index}", args=args)
@@ -155,12 +162,13 @@ def run_workers(config: Config, policy, opts: dict, stop: StopRequest,
 
     try:
         start(0, None)  # creates the group; its first word is the id the kernel chose
-        (first,) = _collect(workers, stop, first_stops_all=False, deadline=time.monotonic() + SETUP_TIMEOUT)
+        (first,) = _collect(workers, stop, first_stops_all=False, deadline=time.monotonic() + SETUP_TIMEOUT,
+                            group_allowed=True)  # fmt: skip
         if not isinstance(first, int):
             return _setup_failed(first, workers)
         for index in range(1, count):
             start(index, first)
-        return _conduct(config, stop, workers)
+        return _conduct(config, opts, stop, workers)
     finally:
         _reap(workers)
 
@@ -168,33 +176,38 @@ def run_workers(config: Config, policy, opts: dict, stop: StopRequest,
 # --- the parent ---------------------------------------------------------------------------
 
 
-def _conduct(config: Config, stop: StopRequest, workers: list) -> int:
+def _conduct(config: Config, opts: dict, stop: StopRequest, workers: list) -> int:
     setup = _collect(workers, stop, first_stops_all=False, deadline=time.monotonic() + SETUP_TIMEOUT)
     problem = next((r for r in setup if r.kind != "ready"), None)
     if problem is not None:
         return _setup_failed(problem, workers)
+    if opts.get("--user"):  # every worker holds its socket and is the user: the parent needs root no more
+        try:
+            drop_privileges(str(opts["--user"]))
+        except PrivilegeError as e:
+            return _setup_failed(WorkerReport("failed", f"Privilege error: {e}\n"), workers)
     out = sys.stdout
     out.write(banner(config))
     out.flush()
     start_ns = time.time_ns()  # every socket has joined the group: from here a frame is in one file
     for _, conn in workers:
-        _send(conn, start_ns)
+        send(conn, encode_go(start_ns))
     reports = _collect(workers, stop, first_stops_all=True)
     return _report(reports, stop)
 
 
 def _setup_failed(problem: WorkerReport, workers: list) -> int:
     for _, conn in workers:
-        _send(conn, None)  # "do not start": each closes what it opened and ends
+        send(conn, encode_go(None))  # "do not start": each closes what it opened and ends
     sys.stderr.write((problem if problem.kind == "failed" else _failed(problem.message)).message)
     return 1
 
 
-def _collect(workers: list, stop: StopRequest, first_stops_all: bool,
-             deadline: float | None = None) -> list[WorkerReport]:  # fmt: skip
-    """One report from each worker (``crashed`` for one that ended without a word), in the
-    order they came.  The first report (with ``first_stops_all``) or a stop request makes the
-    parent stop every worker."""
+def _collect(workers: list, stop: StopRequest, first_stops_all: bool, deadline: float | None = None,
+             group_allowed: bool = False) -> list:  # fmt: skip
+    """One report from each worker (``crashed`` for one that ended without a word or sent
+    something that is not a report), in the order they came.  The first report (with
+    ``first_stops_all``) or a stop request makes the parent stop every worker."""
     reports: dict[int, WorkerReport] = {}
     waiting = {conn: index for index, (_, conn) in enumerate(workers)}
     stopping = False
@@ -208,14 +221,23 @@ def _collect(workers: list, stop: StopRequest, first_stops_all: bool,
             break
         for conn in wait(list(waiting), POLL_PERIOD):
             index = waiting.pop(conn)
-            try:
-                reports[index] = conn.recv()
-            except (EOFError, OSError):
-                process = workers[index][0]
-                process.join(5)
-                reports[index] = WorkerReport("crashed", f"capture worker {index} ended unexpectedly "
-                                                         f"(exit status {process.exitcode})")  # fmt: skip
+            reports[index] = _receive_report(workers, index, group_allowed)
     return list(reports.values())
+
+
+def _receive_report(workers: list, index: int, group_allowed: bool) -> WorkerReport | int:
+    process, conn = workers[index]
+    try:
+        data = receive(conn)
+        if data:
+            return decode_report(data, group_allowed)
+    except ReportError as e:
+        return WorkerReport("crashed", f"capture worker {index} sent a malformed report: {e}")
+    except OSError:
+        pass
+    process.join(5)
+    ended = f"capture worker {index} ended unexpectedly (exit status {process.exitcode})"
+    return WorkerReport("crashed", ended)
 
 
 def _signal_all(workers: list) -> None:
@@ -259,18 +281,11 @@ def _reap(workers: list) -> None:
         conn.close()
 
 
-def _send(conn: Connection, message: object) -> None:
-    try:
-        conn.send(message)
-    except OSError:
-        pass  # that worker has already ended; its report (or EOF) says why
-
-
 # --- a worker -----------------------------------------------------------------------------
 
 
-def _worker(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: Connection,
-            inherited: list[Connection], parent: int, total, open_backend,
+def _worker(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: socket.socket,
+            inherited: list[socket.socket], parent: int, total, open_backend,
             group: int | None) -> None:  # fmt: skip
     """The body of worker ``index`` (a forked child: it inherited the parent's signal handler);
     ``group`` None: create the fanout group and send its id first."""
@@ -278,16 +293,16 @@ def _worker(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
         other.close()
     _stop_when_orphaned(parent)
     try:
-        report = _capture(index, config, policy, opts, stop, conn, group, total, open_backend)
+        report = _capture(index, config, policy, opts, stop, conn, group, total, open_backend, parent)
     except BaseException:  # a bug: tell the parent rather than leave it waiting
         report = WorkerReport("crashed", f"capture worker {index}: {traceback.format_exc().strip()}")
     if report is not None:
-        _send(conn, report)
+        send(conn, encode_report(report))
     conn.close()
 
 
-def _capture(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: Connection,
-             group: int | None, total, open_backend) -> WorkerReport | None:  # fmt: skip
+def _capture(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: socket.socket,
+             group: int | None, total, open_backend, parent: int) -> WorkerReport | None:  # fmt: skip
     try:
         backend = open_backend()
     except CaptureError as e:
@@ -297,18 +312,18 @@ def _capture(index: int, config: Config, policy, opts: dict, stop: StopRequest, 
     try:
         try:
             if group is None:
-                _send(conn, backend.packet_socket.create_fanout(FANOUT_MODE))
+                send(conn, encode_report(backend.packet_socket.create_fanout(FANOUT_MODE)))
             else:
                 backend.packet_socket.join_fanout(group, FANOUT_MODE)
         except CaptureError as e:
             return _failed(str(e), e.hint)
-        return _record(index, config, policy, opts, stop, conn, backend, total)
+        return _record(index, config, policy, opts, stop, conn, backend, total, parent)
     finally:
         backend.close()
 
 
-def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: Connection,
-            backend, total) -> WorkerReport | None:  # fmt: skip
+def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, conn: socket.socket,
+            backend, total, parent: int) -> WorkerReport | None:  # fmt: skip
     """§2.2 steps 5-10 for one worker (as live._record), with the parent's go in between."""
     config, opts = worker_config(config, index), worker_options(opts, index)
     output = str(config["capture.output"])
@@ -330,10 +345,13 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
         except run_options.SetupError as e:
             _close_quietly(writer)
             return WorkerReport("failed", f"{e}\n")
-        _send(conn, WorkerReport("ready"))
+        if opts.get("--user"):
+            _stop_when_orphaned(parent)  # the kernel clears PDEATHSIG when the uid changes
+        send(conn, encode_report(WorkerReport("ready")))
         try:
-            start_ns = conn.recv()
-        except EOFError:
+            data = receive(conn)
+            start_ns = decode_go(data) if data else None
+        except (OSError, ReportError):
             start_ns = None
         if start_ns is None:  # another worker failed to start: the parent reports it
             writer.close()

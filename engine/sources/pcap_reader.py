@@ -42,6 +42,9 @@ for _layout in _RECORD_HEADER.values():
     assert list(_layout.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"], _layout.fields
 
 CHUNK_SIZE = 1 << 20
+# libpcap's MAXIMUM_SNAPLEN: a record longer than this (or than the file's snaplen, if that is
+# larger) is refused as libpcap refuses it, so a lying length costs no memory and no reading.
+MAX_RECORD_LEN = 262_144
 # Above this a payload is gathered piece by piece, so a lying caplen on a
 # stream never makes us allocate caplen bytes up front.
 _MAX_SINGLE_READ = 16 << 20
@@ -61,6 +64,7 @@ class PcapReader:
     """
 
     snaplen: int
+    max_record_len: int
     linktype: int
     nanosecond: bool
     big_endian: bool
@@ -118,6 +122,7 @@ class PcapReader:
         self.snaplen = values["snaplen"]
         if self.snaplen == 0:
             raise PcapReadError(f"file offset {header.offset('snaplen')}: invalid PCAP snaplen 0")
+        self.max_record_len = max(self.snaplen, MAX_RECORD_LEN)
         self.linktype = values["network"]
         if self.linktype != LINKTYPE_ETHERNET:
             raise PcapReadError(
@@ -173,6 +178,7 @@ class PcapReader:
         base = GLOBAL_HEADER_SIZE  # file offset of buf[0]
         index = 0
         verbatim = not self.big_endian and not self.nanosecond
+        largest = self.max_record_len
         while True:
             end = len(buf)
             frames = RecordBatch()
@@ -183,8 +189,8 @@ class PcapReader:
                 sec, frac, incl, orig = unpack(buf, pos)
                 start = pos + hdr
                 stop = start + incl
-                if stop > end or incl > orig:
-                    break
+                if stop > end or incl > orig or incl > largest:
+                    break  # completed or refused by _complete_record
                 if frac >= per_sec:
                     irregular = True
                 append(((sec * per_sec + frac) * to_ns, buf[start:stop], orig))
@@ -219,7 +225,7 @@ class PcapReader:
     def _complete_record(self, tail: bytes, base: int, index: int) -> bytes:
         """Header and payload of the record at file offset ``base`` whose
         first bytes are ``tail``, read up to its end; raises the §12.1 error
-        for a cut header, caplen > origlen or a cut payload."""
+        for a cut header, caplen > origlen, a record longer than libpcap reads, or a cut payload."""
         hdr = RECORD_HEADER_SIZE
         if len(tail) < hdr:
             tail += self._read_exact(hdr - len(tail))
@@ -233,6 +239,11 @@ class PcapReader:
             raise PcapReadError(
                 f"packet {index} at file offset {base}: "
                 f"captured length {incl} exceeds original length {orig}"
+            )
+        if incl > self.max_record_len:
+            raise PcapReadError(
+                f"packet {index} at file offset {base}: "
+                f"captured length {incl} exceeds the maximum record length {self.max_record_len}"
             )
         need = hdr + incl - len(tail)
         if need <= 0:

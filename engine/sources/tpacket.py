@@ -57,6 +57,44 @@ def validate_ring(block_size: int, block_count: int, frame_size: int) -> None:
             raise CaptureError(message)
 
 
+MEMINFO = "/proc/meminfo"
+
+
+def memory_available() -> int | None:
+    """The kernel's estimate of the memory a new allocation can get (MemAvailable), in bytes."""
+    try:
+        with open(MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_ring_memory(block_size: int, block_count: int, frame_size: int, rings: int,
+                      max_ring_bytes: int) -> None:  # fmt: skip
+    """Issue 13: refuse ``rings`` rings larger than ``max_ring_bytes`` (0: half of
+    MemAvailable) before asking the kernel, which would pin them and run the host out of
+    memory (a typo of ``ring_block_count`` does it).  §13.2's own checks come first."""
+    validate_ring(block_size, block_count, frame_size)
+    if max_ring_bytes:
+        bound, which = max_ring_bytes, "capture.max_ring_bytes"
+    else:
+        available = memory_available()
+        if available is None:  # no /proc/meminfo: the kernel is the only judge
+            return
+        bound, which = available // 2, "half of MemAvailable"
+    total = block_size * block_count * rings
+    if total > bound:
+        workers = f" x {rings} workers" if rings > 1 else ""
+        raise CaptureError(
+            f"the tpacket_v3 ring needs {total} bytes (ring_block_size x ring_block_count{workers}), "
+            f"more than {bound} bytes ({which}); lower capture.ring_block_count or "
+            "capture.ring_block_size, or set capture.max_ring_bytes"
+        )
+
+
 class TpacketCapture:
     name = "tpacket_v3"
     flush_each_batch = True  # a block is the unit the kernel hands over: flush after each
