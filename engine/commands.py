@@ -73,7 +73,7 @@ def _offline(opts: dict) -> int:
         capture_filter = run_options.compile_capture_filter(config)
         pipeline = make_pipeline(policy, config, writer, log)
         try:
-            run_options.drop_privileges(opts, writer)  # --user: no frame is read as root
+            run_options.drop_privileges(opts, writer, log)  # --user: no frame is read as root
         except run_options.SetupError as e:
             writer.close()
             raise Failure(str(e)) from None

@@ -199,7 +199,7 @@ def _record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> i
         return _fail(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")
     pipeline = make_pipeline(policy, config, writer, log)
     try:
-        run_options.drop_privileges(opts, writer)  # --user: never capture as root (tcpdump -Z)
+        run_options.drop_privileges(opts, writer, log)  # --user: never capture as root (tcpdump -Z)
     except run_options.SetupError as e:
         _close_quietly(writer)
         if log is not None:

@@ -325,7 +325,7 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
     try:
         pipeline = make_pipeline(policy, config, writer, log)  # as live._record: before --user
         try:
-            run_options.drop_privileges(opts, writer)  # --user: never capture as root
+            run_options.drop_privileges(opts, writer, log)  # --user: never capture as root
         except run_options.SetupError as e:
             _close_quietly(writer)
             return WorkerReport("failed", f"{e}\n")
