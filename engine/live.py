@@ -17,7 +17,7 @@ from . import run_options
 from .config import Config
 from .interfaces import link_type_problem
 from .packet_socket import CaptureError
-from .pcap_writer import PcapWriteError, PcapWriter
+from .pcap_writer import OutputRefusedError, PcapWriteError, PcapWriter
 from .runner import Pipeline, make_pipeline
 
 MAX_WAIT_MS = 1000  # the longest a receive may block: how soon a signal is noticed (SPEC §4, §18)
@@ -187,6 +187,8 @@ def _record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> i
     out = sys.stderr if output == "-" else sys.stdout  # '-' keeps stdout for the PCAP
     try:  # pcap or pcapng, rotated or not (issue 8); the file header goes out now
         writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
+    except OutputRefusedError as e:  # a link, a locked file: say which (issue 13)
+        return _fail(str(e))
     except PcapWriteError:
         return _fail(f"failed to open output file '{output}'.")
     except run_options.SetupError as e:
@@ -214,8 +216,7 @@ def _record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> i
     except CaptureError as e:
         return _receive_failure(str(e), pipeline, backend, writer)
     except PcapWriteError as e:
-        _close_quietly(writer)
-        return _fail(str(e))  # no stats after a write failure (§2.2 step 10)
+        return _write_failure(str(e), pipeline, backend, writer)
     finally:
         if progress is not None:
             progress.clear()
@@ -225,7 +226,7 @@ def _record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> i
     try:
         writer.close()
     except PcapWriteError as e:
-        return _fail(str(e))
+        return _write_failure(str(e), pipeline, backend, writer)
     out.write(f"Live capture stopped: {reason}\nFinal stats:\n{stats.block()}")
     out.flush()
     return 0
@@ -256,6 +257,16 @@ def _receive_failure(message: str, pipeline: Pipeline, backend, writer: PcapWrit
     sys.stderr.write(f"Live capture error: {message}\n")
     if stats.packets_total or stats.receive_errors:
         sys.stderr.write("Partial stats:\n" + stats.block())
+    return 1
+
+
+def _write_failure(message: str, pipeline: Pipeline, backend, writer: PcapWriter) -> int:
+    """Disk full, I/O error: the file was cut back to its last whole record; say so, then
+    the stats with what it holds (issue 13; upstream printed none, §2.2 step 10)."""
+    _close_quietly(writer)
+    stats = _final_stats(pipeline, backend)
+    stats.packets_written = writer.records_saved
+    sys.stderr.write(f"Live capture error: {message}\nPartial stats:\n{stats.block()}")
     return 1
 
 

@@ -41,7 +41,7 @@ from . import run_options
 from .config import Config
 from .live import LiveLoop, StopRequest, _decision_log, _fail, _final_stats, banner
 from .packet_socket import CaptureError
-from .pcap_writer import PcapWriteError
+from .pcap_writer import OutputRefusedError, PcapWriteError
 from .runner import Pipeline, make_pipeline
 from .sinks import output_format
 from .stats import Stats
@@ -233,9 +233,13 @@ def _report(reports: list[WorkerReport], stop: StopRequest) -> int:
     for report in reports:
         if report.stats is not None:
             stats.merge(report.stats)
-    failed = next((r for r in reports if r.kind in ("write_error", "crashed")), None)
+    failed = next((r for r in reports if r.kind == "crashed"), None)
     if failed is not None:
-        return _fail(failed.message)  # no stats after a write failure (§2.2 step 10)
+        return _fail(failed.message)
+    failed = next((r for r in reports if r.kind == "write_error"), None)
+    if failed is not None:  # the files are cut back to whole records: say what they hold (issue 13)
+        sys.stderr.write(f"Live capture error: {failed.message}\nPartial stats:\n{stats.block()}")
+        return 1
     failed = next((r for r in reports if r.kind == "capture_error"), None)
     if failed is not None:
         sys.stderr.write(f"Live capture error: {failed.message}\n")
@@ -313,6 +317,8 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
     output = str(config["capture.output"])
     try:
         writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
+    except OutputRefusedError as e:  # a link, a locked file: say which (issue 13)
+        return _failed(str(e))
     except PcapWriteError:
         return _failed(f"failed to open output file '{output}'.")
     except run_options.SetupError as e:
@@ -346,17 +352,24 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
             _close_quietly(writer)
             return WorkerReport("capture_error", str(e), stats=stats)
         except PcapWriteError as e:
-            _close_quietly(writer)
-            return WorkerReport("write_error", str(e))
+            return _write_error(str(e), pipeline, backend, writer)
         stats = _final_stats(pipeline, backend)
         try:
             writer.close()
         except PcapWriteError as e:
-            return WorkerReport("write_error", str(e))
+            return _write_error(str(e), pipeline, backend, writer)
         return WorkerReport("stopped", reason, stats=stats)
     finally:
         if log is not None:
             log.close()
+
+
+def _write_error(message: str, pipeline: Pipeline, backend, writer) -> WorkerReport:
+    """The file was cut back to its last whole record; the stats count what it holds."""
+    _close_quietly(writer)
+    stats = _final_stats(pipeline, backend)
+    stats.packets_written = writer.records_saved
+    return WorkerReport("write_error", message, stats=stats)
 
 
 def _stop_when_orphaned(parent: int) -> None:
