@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP_IF, read_pcap, wait_for_line
+from netns import CAP4, CAP_IF, read_pcap, stop, wait_for_line
 
 from conftest import GOLDEN, config_with_output, run_cli
 from pcapconstrictor.engine.pcap_reader import PcapReader
@@ -304,3 +304,19 @@ def test_disk_full_live_cuts_back_to_whole_records_prints_stats_and_exits_1(ns, 
     assert err.startswith(f"Live capture error: failed to write output file '{disk}/out.pcap': "
                           "No space left on device\nPartial stats:\n"), err  # fmt: skip
     assert_cut_back_to_whole_records([keep / "out.pcap"], err)
+
+
+def test_a_second_live_recorder_on_the_same_output_is_refused_and_the_first_goes_on(ns, tmp_path):
+    output = tmp_path / "out.pcap"
+    config = tmp_path / "c.ini"
+    config.write_text(f"[capture]\ninterface = {CAP_IF}\noutput = {output}\nduration_sec = 30\n")
+    first = ns.start(ns.capture, *RECORDER, "--config", str(config), "udp")
+    wait_for_line(first, "stdout", "Press Ctrl+C to stop.\n")
+    second = ns.exec(ns.capture, *RECORDER, "--config", str(config), "udp", check=False)
+    assert second.returncode == 1
+    assert second.stderr.decode() == f"Live capture error: failed to open output file '{output}': {LOCKED}\n"
+    ns.traffic(ns.peer, "udp", CAP4, "9", "10")
+    time.sleep(0.5)
+    _, err = stop(first)
+    assert first.returncode == 0, err
+    assert len(read_pcap(output)[1]) == 10
