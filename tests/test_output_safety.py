@@ -320,3 +320,38 @@ def test_a_second_live_recorder_on_the_same_output_is_refused_and_the_first_goes
     _, err = stop(first)
     assert first.returncode == 0, err
     assert len(read_pcap(output)[1]) == 10
+
+
+def _race_for(path: str, start, results) -> None:
+    from pcapconstrictor.engine.output_file import OutputFileRefused, create_output_file
+
+    start.wait()
+    try:
+        output = create_output_file(path)
+    except OutputFileRefused:
+        results.put("refused")
+        start.wait()
+        return
+    output.file.write(f"{os.getpid()}\n".encode())
+    results.put(f"won {os.getpid()}")
+    start.wait()  # hold the file until every contender has tried
+    output.close()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new name", "existing file"])
+def test_recorders_started_at_the_same_moment_leave_exactly_one_writer(tmp_path, existing):
+    import multiprocessing
+
+    path = tmp_path / "out.pcap"
+    if existing:
+        path.write_bytes(b"old")
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(8), context.Queue()
+    racers = [context.Process(target=_race_for, args=(str(path), start, results)) for _ in range(8)]
+    for racer in racers:
+        racer.start()
+    outcomes = sorted(results.get(timeout=30) for _ in racers)
+    for racer in racers:
+        racer.join(30)
+    assert outcomes[:7] == ["refused"] * 7 and outcomes[7].startswith("won ")
+    assert path.read_bytes().decode() == f"{outcomes[7].split()[1]}\n"  # the winner's file is at the name
