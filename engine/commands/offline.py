@@ -56,12 +56,13 @@ def _offline(opts: dict) -> int:
         capture_filter = run_options.compile_capture_filter(config)
         pipeline = make_pipeline(policy, config, writer, log)
         try:
-            run_options.drop_privileges(opts, writer)  # --user: no frame is read as root
+            run_options.drop_privileges(opts, writer, log)  # --user: no frame is read as root
         except run_options.SetupError as e:
             writer.close()
             raise Failure(str(e)) from None
         progress = _Progress() if sys.stderr.isatty() else None
         error = None
+        write_failed = False
         interrupted = 0
         stop = _StopFlag()
         try:
@@ -76,6 +77,8 @@ def _offline(opts: dict) -> int:
                     progress.show(pipeline)
         except PcapReadError as e:
             error = f"Offline feed error: {e}"
+        except PcapWriteError as e:  # disk full, I/O error: the file is cut back to whole records
+            error, write_failed = f"Offline feed error: {e}", True
         except KeyboardInterrupt:  # a second signal: leave now, still closing the file
             pass
         finally:
@@ -88,10 +91,14 @@ def _offline(opts: dict) -> int:
                 if log is not None:
                     log.close()
             except PcapWriteError as e:
-                error = error or f"Offline feed error: {e}"
+                error, write_failed = error or f"Offline feed error: {e}", True
             except OSError as e:
                 error = error or f"Offline feed error: failed to write decision log: {e.strerror}"
     stop.restore()
+    if write_failed:  # what the file holds, as live prints after an error (issue 13)
+        stats = pipeline.stats()
+        stats.packets_written = writer.records_saved
+        raise Failure(f"{error}\nPartial stats:\n{stats.block().rstrip()}")
     if error:
         raise Failure(error)
     out = sys.stderr if output_path == "-" else sys.stdout

@@ -15,7 +15,7 @@ import time
 
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.run import options as run_options
-from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError, PcapWriter
+from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWriteError, PcapWriter
 from pcapconstrictor.engine.sources.interfaces import link_type_problem
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 
@@ -160,6 +160,8 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     out = sys.stderr if output == "-" else sys.stdout  # '-' keeps stdout for the PCAP
     try:  # pcap or pcapng, rotated or not (issue 8); the file header goes out now
         writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
+    except OutputRefusedError as e:  # a link, a locked file: say which (issue 13)
+        return fail(str(e))
     except PcapWriteError:
         return fail(f"failed to open output file '{output}'.")
     except run_options.SetupError as e:
@@ -172,7 +174,7 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
         return fail(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")
     pipeline = make_pipeline(policy, config, writer, log)
     try:
-        run_options.drop_privileges(opts, writer)  # --user: never capture as root (tcpdump -Z)
+        run_options.drop_privileges(opts, writer, log)  # --user: never capture as root (tcpdump -Z)
     except run_options.SetupError as e:
         _close_quietly(writer)
         if log is not None:
@@ -187,8 +189,7 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     except CaptureError as e:
         return receive_failure(str(e), pipeline, backend, writer)
     except PcapWriteError as e:
-        _close_quietly(writer)
-        return fail(str(e))  # no stats after a write failure (§2.2 step 10)
+        return _write_failure(str(e), pipeline, backend, writer)
     finally:
         if progress is not None:
             progress.clear()
@@ -198,7 +199,7 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     try:
         writer.close()
     except PcapWriteError as e:
-        return fail(str(e))
+        return _write_failure(str(e), pipeline, backend, writer)
     out.write(f"Live capture stopped: {reason}\nFinal stats:\n{stats.block()}")
     out.flush()
     return 0
@@ -231,6 +232,16 @@ def receive_failure(message: str, pipeline: Pipeline, backend, writer: PcapWrite
     sys.stderr.write(f"Live capture error: {message}\n")
     if stats.packets_total or stats.receive_errors:
         sys.stderr.write("Partial stats:\n" + stats.block())
+    return 1
+
+
+def _write_failure(message: str, pipeline: Pipeline, backend, writer: PcapWriter) -> int:
+    """Disk full, I/O error: the file was cut back to its last whole record; say so, then
+    the stats with what it holds (issue 13; upstream printed none, §2.2 step 10)."""
+    _close_quietly(writer)
+    stats = final_stats(pipeline, backend)
+    stats.packets_written = writer.records_saved
+    sys.stderr.write(f"Live capture error: {message}\nPartial stats:\n{stats.block()}")
     return 1
 
 

@@ -58,24 +58,25 @@ def open_output(config: Config, opts: dict, if_name: str | None = None) -> Sink:
         raise SetupError(f"Configuration error: {e}") from None
 
 
-def created_files(sink: Sink, decision_log_path: object = None) -> list[str]:
-    """The files a run has created so far (not standard output)."""
-    paths: list[str] = []
+def created_files(sink: Sink, decision_log=None) -> list[int]:
+    """Descriptors of the files this run created and still has open: not standard output,
+    not a FIFO or device it was given (engine/output_file.py)."""
+    outputs = []
     if isinstance(sink, RotatingSink):
-        paths += list(sink.files)
-    elif isinstance(sink, PcapWriter) and sink.path != "-":
-        paths.append(sink.path)
-    if decision_log_path:
-        paths.append(str(decision_log_path))
-    return paths
+        outputs += sink.outputs
+    elif isinstance(sink, PcapWriter):
+        outputs.append(sink.output)
+    if decision_log is not None:
+        outputs.append(decision_log.output)
+    return [output.fileno() for output in outputs if output is not None and output.created]
 
 
-def drop_privileges(opts: dict, sink: Sink) -> None:
+def drop_privileges(opts: dict, sink: Sink, decision_log=None) -> None:
     """``--user NAME``: become NAME now that the socket and the files are open."""
     user = opts.get("--user")
     if not user:
         return
     try:
-        _drop(str(user), created_files(sink, opts.get("--decision-log")))
+        _drop(str(user), created_files(sink, decision_log))
     except PrivilegeError as e:
         raise SetupError(f"Privilege error: {e}") from None

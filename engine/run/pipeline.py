@@ -37,10 +37,10 @@ class Pipeline:
             self._run_traced(frames)
             return
         lengths, captured = self.evaluator.evaluate_batch(frames, self.counts)
-        self.writer.write_batch(frames, lengths)
-        self.packets += len(frames)
+        self.packets += len(frames)  # decided and counted even if the write fails (disk full)
         self.bytes_input += captured
         self.bytes_output += sum(lengths)
+        self.writer.write_batch(frames, lengths)
 
     def run(self, frames: Iterable[tuple[int, bytes, int]], limit: int = 0) -> int:
         """Process frames until the iterable ends (or ``limit`` packets, if > 0),

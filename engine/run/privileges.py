@@ -17,8 +17,10 @@ class PrivilegeError(Exception):
     """The switch could not be made; the run must not go on as root."""
 
 
-def drop_privileges(user: str, created: Iterable[str] = ()) -> None:
-    """Become ``user`` for good; ``created`` are files to hand over first."""
+def drop_privileges(user: str, created: Iterable[int] = ()) -> None:
+    """Become ``user`` for good; ``created`` are the descriptors of the files this run created,
+    handed over first: by descriptor, so a name replaced by a link meanwhile cannot redirect
+    the chown (issue 13)."""
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
@@ -29,8 +31,8 @@ def drop_privileges(user: str, created: Iterable[str] = ()) -> None:
             return  # already that user
         raise PrivilegeError(f"--user {user} needs to start as root (it gives root up once capturing)")
     try:
-        for path in created:
-            os.chown(path, uid, gid)
+        for fd in created:
+            os.fchown(fd, uid, gid)
         os.initgroups(entry.pw_name, gid)
         os.setgid(gid)
         os.setuid(uid)  # as root: real, effective and saved uid

@@ -17,6 +17,11 @@ class Stats:
     kernel_drops: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
     flow_evictions: int = 0
+    packets_written: int | None = None  # None: every packet; less after a failed write (issue 13)
+
+    @property
+    def written(self) -> int:
+        return self.packets_total if self.packets_written is None else self.packets_written
 
     @property
     def bytes_saved(self) -> int:
@@ -24,6 +29,8 @@ class Stats:
 
     def merge(self, other: Stats) -> None:
         """Add another worker's figures (multi-process capture)."""
+        if self.packets_written is not None or other.packets_written is not None:
+            self.packets_written = self.written + other.written
         self.packets_total += other.packets_total
         self.bytes_input += other.bytes_input
         self.bytes_output += other.bytes_output
@@ -41,7 +48,7 @@ class Stats:
         counters a custom policy adds follow the upstream ones."""
         out = [
             f"packets_total: {self.packets_total}",
-            f"packets_written: {self.packets_total}",
+            f"packets_written: {self.written}",
             f"bytes_input: {self.bytes_input}",
             f"bytes_output: {self.bytes_output}",
             f"bytes_saved: {self.bytes_saved}",

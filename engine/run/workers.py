@@ -45,7 +45,7 @@ from multiprocessing.connection import wait
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.sinks.output import output_format
-from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
+from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWriteError
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.formats import linux_packet as lp
 
@@ -256,9 +256,13 @@ def _report(reports: list[WorkerReport], stop: StopRequest) -> int:
     for report in reports:
         if report.stats is not None:
             stats.merge(report.stats)
-    failed = next((r for r in reports if r.kind in ("write_error", "crashed")), None)
+    failed = next((r for r in reports if r.kind == "crashed"), None)
     if failed is not None:
-        return fail(failed.message)  # no stats after a write failure (§2.2 step 10)
+        return fail(failed.message)
+    failed = next((r for r in reports if r.kind == "write_error"), None)
+    if failed is not None:  # the files are cut back to whole records: say what they hold (issue 13)
+        sys.stderr.write(f"Live capture error: {failed.message}\nPartial stats:\n{stats.block()}")
+        return 1
     failed = next((r for r in reports if r.kind == "capture_error"), None)
     if failed is not None:
         sys.stderr.write(f"Live capture error: {failed.message}\n")
@@ -329,6 +333,8 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
     output = str(config["capture.output"])
     try:
         writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
+    except OutputRefusedError as e:  # a link, a locked file: say which (issue 13)
+        return _failed(str(e))
     except PcapWriteError:
         return _failed(f"failed to open output file '{output}'.")
     except run_options.SetupError as e:
@@ -341,7 +347,7 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
     try:
         pipeline = make_pipeline(policy, config, writer, log)  # as live._record: before --user
         try:
-            run_options.drop_privileges(opts, writer)  # --user: never capture as root
+            run_options.drop_privileges(opts, writer, log)  # --user: never capture as root
         except run_options.SetupError as e:
             _close_quietly(writer)
             return WorkerReport("failed", f"{e}\n")
@@ -365,17 +371,24 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
             _close_quietly(writer)
             return WorkerReport("capture_error", str(e), stats=stats)
         except PcapWriteError as e:
-            _close_quietly(writer)
-            return WorkerReport("write_error", str(e))
+            return _write_error(str(e), pipeline, backend, writer)
         stats = final_stats(pipeline, backend)
         try:
             writer.close()
         except PcapWriteError as e:
-            return WorkerReport("write_error", str(e))
+            return _write_error(str(e), pipeline, backend, writer)
         return WorkerReport("stopped", reason, stats=stats)
     finally:
         if log is not None:
             log.close()
+
+
+def _write_error(message: str, pipeline: Pipeline, backend, writer) -> WorkerReport:
+    """The file was cut back to its last whole record; the stats count what it holds."""
+    _close_quietly(writer)
+    stats = final_stats(pipeline, backend)
+    stats.packets_written = writer.records_saved
+    return WorkerReport("write_error", message, stats=stats)
 
 
 def _stop_when_orphaned(parent: int) -> None:

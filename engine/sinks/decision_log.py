@@ -7,8 +7,10 @@ lengths, reason, the rule that decided, and the facts that rule read.
 from __future__ import annotations
 
 import csv
+import io
 
 from .fact_values import fact_names, fact_values, facts_used, format_facts
+from .output_file import create_output_file
 
 HEADER = [
     "index", "timestamp", "src", "dst", "protocol", "src_port", "dst_port",
@@ -24,7 +26,8 @@ def address(raw: bytes) -> str:
 
 class DecisionLog:
     def __init__(self, path: str) -> None:
-        self.file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.output = create_output_file(path)  # never through a link, locked (issue 13); raises OSError
+        self.file = io.TextIOWrapper(io.BufferedWriter(self.output.file), encoding="utf-8", newline="")
         self.writer = csv.writer(self.file)
         self.writer.writerow(HEADER)
         self.evaluator = None

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import BinaryIO
 
+from pcapconstrictor.engine.sinks.output_file import OutputFile, OutputFileRefused, create_output_file
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.layout import Layout
 from pcapconstrictor.formats.pcap import (
@@ -38,6 +39,11 @@ class PcapWriteError(Exception):
     """An output file could not be opened or written; names the file and the OS error."""
 
 
+class OutputRefusedError(PcapWriteError):
+    """The output path is a link, locked by another recorder, or of a kind we do not write
+    (engine/output_file.py); the message says which."""
+
+
 def _os_error(action: str, path: str, exc: OSError) -> str:
     return f"failed to {action} output file '{path}': {exc.strerror or exc}"
 
@@ -57,13 +63,16 @@ class PcapWriter:
     """Writes §11.2 records to ``path`` (``'-'`` = standard output).
 
     ``records`` counts records accepted, ``bytes_written`` the bytes of the
-    resulting file (global header included), buffered ones counted too.
+    resulting file (global header included), buffered ones counted too;
+    ``records_saved`` the records handed to the OS (after a failed write: the
+    records the file holds, as it is cut back to its last whole record).
     """
 
     def __init__(self, path: str, snaplen: int, buffer_size: int = 1 << 20) -> None:
         self.path = path
         self.snaplen = snaplen
         self.records = 0
+        self.records_saved = 0
         self._flushed = 0
         self._buffer_size = buffer_size
         self._parts: list[bytes] = []  # whole records, not yet handed to the OS
@@ -71,18 +80,24 @@ class PcapWriter:
         self._pack_record = _RECORD_HEADER.whole_struct().pack
         self._failed = False
         self._file: BinaryIO | None
+        self.output: OutputFile | None = None  # None: standard output
         self._close_file = path != "-"
         if path == "-":
             self._file = sys.stdout.buffer
         else:
-            try:
-                self._file = open(path, "wb", buffering=0)  # closed in close()
+            try:  # created anew, never through a link, and locked (issue 13)
+                self.output = create_output_file(path)  # closed in close()
+            except OutputFileRefused as exc:
+                raise OutputRefusedError(_os_error("open", path, exc)) from None
             except OSError as exc:
                 raise PcapWriteError(_os_error("open", path, exc)) from None
+            self._file = self.output.file
         self._append(self.file_header())
         try:
             self.flush()  # the header is on disk before the first packet arrives
         except PcapWriteError:
+            if self.output is not None:
+                self.output.remove()  # not even a header: no file rather than a 0-byte one
             self.close()
             raise
 
@@ -173,7 +188,7 @@ class PcapWriter:
 
     def flush(self) -> None:
         """Hand every buffered (whole) record to the OS."""
-        if self._failed:  # the file is already cut mid-record
+        if self._failed:  # the file was cut back after a failed write: nothing more goes in
             self._parts.clear()
             self._pending = 0
         if not self._parts or self._file is None:
@@ -187,10 +202,13 @@ class PcapWriter:
             if not self._close_file:
                 self._file.flush()
         except OSError as exc:
-            self._failed = True  # the file is now cut mid-record: stop writing to it
+            self._failed = True  # the file may end mid-record: cut it back, stop writing to it
+            if self.output is not None:
+                self.output.cut_to(self._flushed)
             raise PcapWriteError(_os_error("write", self.path, exc)) from None
         finally:
             view.release()
+        self.records_saved = self.records
         self._flushed += self._pending
         self._parts.clear()
         self._pending = 0

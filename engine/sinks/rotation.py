@@ -14,6 +14,10 @@ Names: ``capture.output`` with ``_00001``, ``_00002``... before its extension; i
 ``%``, it is a strftime pattern expanded (local time) with the start of the file's interval
 (with time rotation; else its opening time), numbered too when sizes rotate or a name would
 repeat.
+
+The set is locked as a whole (issue 13): a hidden ``.<name>.lock`` beside the files, named after
+``capture.output``, held for the run and removed at its end, so a second recorder given the same
+names refuses instead of replacing files the first one has already closed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .pcap_writer import PcapWriteError
+from .output_file import OutputFile, OutputFileRefused, create_output_file
+from .pcap_writer import OutputRefusedError, PcapWriteError
 
 NS_PER_SECOND = 1_000_000_000
 
@@ -32,6 +37,23 @@ def numbered(path: str, sequence: int) -> str:
     """``dir/capture.pcap`` -> ``dir/capture_00001.pcap``."""
     stem, extension = os.path.splitext(path)
     return f"{stem}_{sequence:05d}{extension}"
+
+
+def set_lock_path(pattern: str) -> str:
+    """``dir/capture.pcap`` -> ``dir/.capture.pcap.lock``."""
+    where, name = os.path.split(pattern)
+    return os.path.join(where, f".{name}.lock")
+
+
+def lock_set(pattern: str) -> OutputFile:
+    """The lock of the rotated set named by ``pattern``; raises PcapWriteError."""
+    path = set_lock_path(pattern)
+    try:
+        return create_output_file(path)
+    except OSError as exc:
+        message = f"failed to open output file '{pattern}': lock file '{path}': {exc.strerror}"
+        refused = isinstance(exc, OutputFileRefused)
+        raise (OutputRefusedError if refused else PcapWriteError)(message) from None
 
 
 class FileNames:
@@ -77,12 +99,28 @@ class RotatingSink:
         self._keep = rotate_files
         self._boundary: int | None = None  # end of the current interval, from the first record
         self.records = 0
+        self._saved_before = 0  # records in the files already closed
         self.files: deque[str] = deque()
-        self._current = self._open(now_ns())
+        self.set_lock = lock_set(names.pattern)
+        try:
+            self._current = self._open(now_ns())
+        except BaseException:
+            self._release()
+            raise
 
     @property
     def path(self) -> str:
         return self.files[-1]
+
+    @property
+    def records_saved(self) -> int:
+        """Records the files hold (after a failed write, without the ones it lost)."""
+        return self._saved_before + self._current.records_saved
+
+    @property
+    def outputs(self) -> list[OutputFile]:
+        """The files open now: the set's lock and the current file."""
+        return [self.set_lock, self._current.output]
 
     def _open(self, start_ns: int):
         path = self._names.next(start_ns)
@@ -112,7 +150,9 @@ class RotatingSink:
 
     def _rotate(self, start_ns: int):
         self._current.close()
-        self._current = self._open(start_ns)
+        saved = self._current.records_saved
+        self._current = self._open(start_ns)  # if this fails, the closed file stays current
+        self._saved_before += saved
         return self._current
 
     def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
@@ -142,7 +182,15 @@ class RotatingSink:
         self._current.flush()
 
     def close(self) -> None:
-        self._current.close()
+        try:
+            self._current.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if not self.set_lock.file.closed:
+            self.set_lock.remove()
+            self.set_lock.close()
 
     def __enter__(self) -> RotatingSink:
         return self
