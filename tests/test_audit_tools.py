@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 import shutil
 from pathlib import Path
@@ -204,3 +205,18 @@ def test_rule_file_errors_name_file_line_col_and_show_the_line_with_a_caret(tmp_
     assert err[1] == "    " + source_line
     assert err[2] == "    " + " " * (col - 1) + "^"
     assert not out.exists()
+
+
+def test_decision_log_dash_writes_the_csv_to_standard_output_and_the_summary_to_stderr(tmp_path):
+    out = tmp_path / "o.pcap"
+    config = config_with_output(tmp_path, GOLDEN / "tls_test_2" / "config.ini", out)
+    result = run_cli("--config", str(config), "--offline-input", str(GOLDEN / "tls_test_2" / "input.pcap"),
+                     "--decision-log", "-", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0
+    rows = list(csv.reader(io.StringIO(result.stdout.decode())))
+    assert rows[0][0] == "index" and len(rows) == 1 + 14
+    assert not (tmp_path / "-").exists()
+    assert "Offline feed completed." in result.stderr.decode()
+    both = run_cli("--config", str(config), "--offline-input", str(GOLDEN / "tls_test_2" / "input.pcap"),
+                   "--decision-log", "-", "--output", "-")  # fmt: skip
+    assert both.returncode == 1 and b"both ask for standard output" in both.stderr

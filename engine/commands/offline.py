@@ -46,7 +46,12 @@ def _offline(opts: dict) -> int:
     with reader:
         if input_path != "-" and _same_file(input_path, output_path):
             raise Failure(f"Offline feed error: output file '{output_path}' is the input file")
-        log = _open_decision_log(opts)
+        try:
+            log = run_options.decision_log(opts)
+        except OSError as e:
+            raise Failure(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}") from None
+        except run_options.SetupError as e:
+            raise Failure(str(e)) from None
         try:
             writer = run_options.open_output(config, opts)  # pcap or pcapng, rotated or not
         except PcapWriteError as e:
@@ -101,7 +106,7 @@ def _offline(opts: dict) -> int:
         raise Failure(f"{error}\nPartial stats:\n{stats.block().rstrip()}")
     if error:
         raise Failure(error)
-    out = sys.stderr if output_path == "-" else sys.stdout
+    out = run_options.message_stream(config, opts)
     if interrupted:
         # every record written so far is whole and flushed; the exit status is
         # what the default action of the signal would have given (SPEC §2.1)
@@ -135,18 +140,6 @@ class _StopFlag:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-def _open_decision_log(opts: dict):
-    path = opts.get("--decision-log")
-    if not path:
-        return None
-    from pcapconstrictor.engine.sinks.decision_log import DecisionLog
-
-    try:
-        return DecisionLog(str(path))
-    except OSError as e:
-        raise Failure(f"cannot write decision log '{path}': {e.strerror}") from None
 
 
 class _Progress:

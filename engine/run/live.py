@@ -157,7 +157,7 @@ class LiveLoop:
 def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> int:
     """§2.2 steps 5-10 with an open backend; returns the exit status."""
     output = str(config["capture.output"])
-    out = sys.stderr if output == "-" else sys.stdout  # '-' keeps stdout for the PCAP
+    out = run_options.message_stream(config, opts)  # '-' keeps stdout for the PCAP or the log
     try:  # pcap or pcapng, rotated or not (issue 8); the file header goes out now
         writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
     except OutputRefusedError as e:  # a link, a locked file: say which (issue 13)
@@ -168,7 +168,10 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
         sys.stderr.write(f"{e}\n")
         return 1
     try:
-        log = decision_log(opts)
+        log = run_options.decision_log(opts)
+    except run_options.SetupError as e:
+        writer.close()
+        return fail(str(e))
     except OSError as e:
         writer.close()
         return fail(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")
@@ -203,16 +206,6 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     out.write(f"Live capture stopped: {reason}\nFinal stats:\n{stats.block()}")
     out.flush()
     return 0
-
-
-def decision_log(opts: dict):
-    """The ``--decision-log`` sink, or None."""
-    path = opts.get("--decision-log")
-    if not path:
-        return None
-    from pcapconstrictor.engine.sinks.decision_log import DecisionLog
-
-    return DecisionLog(str(path))
 
 
 def final_stats(pipeline: Pipeline, backend):

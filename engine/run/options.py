@@ -7,6 +7,8 @@ Every failure is a :class:`SetupError` whose ``str()`` is the whole line for std
 
 from __future__ import annotations
 
+import sys
+
 from pcapconstrictor.engine.config import Config, output_snaplen
 from pcapconstrictor.engine.sinks.output import OutputConfigError, Sink, open_sink
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
@@ -56,6 +58,25 @@ def open_output(config: Config, opts: dict, if_name: str | None = None) -> Sink:
                          capture_filter=str(config["capture.filter"]).strip() or None)  # fmt: skip
     except OutputConfigError as e:
         raise SetupError(f"Configuration error: {e}") from None
+
+
+def decision_log(opts: dict):
+    """The ``--decision-log`` sink ('-' = standard output), or None; raises OSError or SetupError."""
+    path = opts.get("--decision-log")
+    if not path:
+        return None
+    if path == "-" and opts.get("--output") == "-":
+        raise SetupError("--decision-log - and --output - both ask for standard output: give one a file")
+    from pcapconstrictor.engine.sinks.decision_log import DecisionLog
+
+    return DecisionLog(str(path))
+
+
+def message_stream(config: Config, opts: dict):
+    """Where the banner, the summary and the stats go: stderr when stdout carries a capture or a log."""
+    if str(config["capture.output"]) == "-" or opts.get("--decision-log") == "-":
+        return sys.stderr
+    return sys.stdout
 
 
 def created_files(sink: Sink, decision_log=None) -> list[int]:

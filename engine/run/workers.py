@@ -49,7 +49,7 @@ from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWri
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.formats import linux_packet as lp
 
-from .live import LiveLoop, StopRequest, banner, decision_log, fail, final_stats
+from .live import LiveLoop, StopRequest, banner, fail, final_stats
 from .pipeline import Pipeline, make_pipeline
 from .privileges import PrivilegeError, drop_privileges
 from .stats import Stats
@@ -142,6 +142,8 @@ def run_workers(config: Config, policy, opts: dict, stop: StopRequest,
     if str(config["capture.output"]) == "-":
         return fail("capture.workers > 1 needs an output file (each worker writes <output>.<i>), "
                      "not standard output")  # fmt: skip
+    if opts.get("--decision-log") == "-":
+        return fail("--decision-log - needs capture.workers = 1 (each worker writes <log>.<i>)")
     if count > FANOUT_MAX:
         return fail(f"capture.workers must be at most {FANOUT_MAX} (PACKET_FANOUT_MAX)")
     context = multiprocessing.get_context("fork")
@@ -340,7 +342,7 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
     except run_options.SetupError as e:
         return WorkerReport("failed", f"{e}\n")
     try:
-        log = decision_log(opts)
+        log = run_options.decision_log(opts)
     except OSError as e:
         writer.close()
         return _failed(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")

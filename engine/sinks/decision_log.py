@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 
 from .fact_values import fact_names, fact_values, facts_used, format_facts
 from .output_file import create_output_file
@@ -26,8 +27,11 @@ def address(raw: bytes) -> str:
 
 class DecisionLog:
     def __init__(self, path: str) -> None:
-        self.output = create_output_file(path)  # never through a link, locked (issue 13); raises OSError
-        self.file = io.TextIOWrapper(io.BufferedWriter(self.output.file), encoding="utf-8", newline="")
+        """``path`` '-' is standard output; any other is created, never through a link, and locked
+        (issue 13); raises OSError."""
+        self.output = None if path == "-" else create_output_file(path)
+        raw = sys.stdout.buffer if self.output is None else io.BufferedWriter(self.output.file)
+        self.file = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=self.output is None)
         self.writer = csv.writer(self.file)
         self.writer.writerow(HEADER)
         self.evaluator = None
@@ -60,4 +64,8 @@ class DecisionLog:
         ])  # fmt: skip
 
     def close(self) -> None:
-        self.file.close()
+        if self.output is None:
+            self.file.flush()
+            self.file.detach()  # standard output stays open for what follows
+        else:
+            self.file.close()
