@@ -526,3 +526,15 @@ def test_addresses_are_from_the_benchmarking_and_ula_ranges():
         assert ipaddress.ip_address(address) in ipaddress.ip_network("198.18.0.0/15")
     for address in (CAP6, PEER6):
         assert ipaddress.ip_address(address) in ipaddress.ip_network("fd00::/8")
+
+
+def test_the_banner_names_a_policy_other_than_upstreams_and_the_user():
+    from pcapconstrictor.engine.config import parse_config_text
+    from pcapconstrictor.engine.run.live import banner
+
+    upstream = parse_config_text("[capture]\ninterface = eth0\n", "c.ini")
+    assert "policy:" not in banner(upstream, {}) and "user:" not in banner(upstream, {})
+    text = "[capture]\ninterface = eth0\n[tls]\napp_data_continuation_policy = bulk\n"
+    bulk = parse_config_text(text, "c.ini")
+    lines = banner(bulk, {"--user": "nobody"}).splitlines()
+    assert lines[-3:] == ["policy: bulk (shipped)", "user: nobody", "Press Ctrl+C to stop."]

@@ -204,3 +204,16 @@ def test_live_rotated_files_concatenate_to_what_an_unrotated_recorder_beside_it_
     rotated = [(r.incl_len, r.orig_len, r.data) for f in files for r in read_pcap(f)[1]]
     assert rotated == [(r.incl_len, r.orig_len, r.data) for r in read_pcap(outputs["whole"])[1]]
     assert len(rotated) == 40 == sum(capinfos_count(f) for f in files)
+
+
+def test_a_rotated_offline_run_names_the_files_it_wrote_not_the_pattern(tmp_path):
+    out = tmp_path / "r.pcap"
+    config = tmp_path / "c.ini"
+    text = (CASE / "config.ini").read_text() + f"\n[capture]\noutput = {out}\nrotate_bytes = 2000\n"
+    config.write_text(text)
+    result = run_cli("--config", str(config), "--offline-input", str(CASE / "input.pcap"))
+    assert result.returncode == 0
+    named = result.stdout.decode().splitlines()[2].removeprefix("output: ")
+    files = sorted(str(p) for p in tmp_path.glob("r*.pcap"))
+    assert len(files) > 1 and named == f"{files[0]} .. {files[-1]} ({len(files)} files)"
+    assert not out.exists()

@@ -66,6 +66,7 @@ def _offline(opts: dict) -> int:
             writer.close()
             raise Failure(str(e)) from None
         progress = _Progress() if sys.stderr.isatty() else None
+        seen = [0]  # input frames read, when a filter selects among them
         error = None
         write_failed = False
         interrupted = 0
@@ -73,7 +74,7 @@ def _offline(opts: dict) -> int:
         try:
             batches = reader.batches()
             if capture_filter is not None:
-                batches = capture_filter.select_batches(batches)
+                batches = capture_filter.select_batches(_counted(batches, seen))
             for batch in batches:  # a chunk of the input: at most ~1 MiB of records
                 pipeline.run_batch(batch)
                 if stop.signum:
@@ -101,7 +102,7 @@ def _offline(opts: dict) -> int:
                 error = error or f"Offline feed error: failed to write decision log: {e.strerror}"
     stop.restore()
     if write_failed:  # what the file holds, as live prints after an error (issue 13)
-        stats = pipeline.stats()
+        stats = _stats(pipeline, seen, capture_filter)
         stats.packets_written = writer.records_saved
         raise Failure(f"{error}\nPartial stats:\n{stats.block().rstrip()}")
     if error:
@@ -111,12 +112,27 @@ def _offline(opts: dict) -> int:
         # every record written so far is whole and flushed; the exit status is
         # what the default action of the signal would have given (SPEC §2.1)
         out.write(f"Offline feed interrupted after {pipeline.packets} packets.\n")
-        out.write(pipeline.stats().block())
+        out.write(_stats(pipeline, seen, capture_filter).block())
         return 128 + interrupted
-    out.write(f"Offline feed completed.\ninput: {input_path}\noutput: {output_path}\n")
+    written = run_options.written_files(writer, output_path)
+    out.write(f"Offline feed completed.\ninput: {input_path}\noutput: {written}\n")
     if config["stats.enabled"]:
-        out.write(pipeline.stats().block())
+        out.write(_stats(pipeline, seen, capture_filter).block())
     return 0
+
+
+def _counted(batches, seen: list[int]):
+    for batch in batches:
+        seen[0] += len(batch)
+        yield batch
+
+
+def _stats(pipeline, seen: list[int], capture_filter):
+    """The stats block; with a capture filter, also how many input frames it rejected."""
+    stats = pipeline.stats()
+    if capture_filter is not None:
+        stats.filtered_out = seen[0] - pipeline.packets
+    return stats
 
 
 class _StopFlag:

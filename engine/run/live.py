@@ -66,8 +66,8 @@ def open_backend(config: Config):
     return RecvmsgCapture(interface, promiscuous, config["capture.max_capture_len"], capture_filter)
 
 
-def banner(config: Config) -> str:
-    """The §3.1 start banner."""
+def banner(config: Config, opts: dict | None = None) -> str:
+    """The §3.1 start banner; the policy and ``--user`` follow when they are not upstream's."""
     lines = ["Starting live capture."]
     lines += [f"{key}: {_text(config[f'capture.{key}'])}" for key in (
         "backend", "interface", "promiscuous", "output", "default_snaplen", "max_capture_len")]  # fmt: skip
@@ -80,6 +80,11 @@ def banner(config: Config) -> str:
               if config[f"capture.{key}"]]  # fmt: skip
     if config["capture.workers"] > 1:  # issue 5: only then, so upstream's banner stays
         lines.append(f"workers: {config['capture.workers']}")
+    opts = opts or {}
+    if opts.get("--rules") or config["tls.app_data_continuation_policy"] != "final_only":
+        lines.append(f"policy: {run_options.policy_name(config, opts)}")
+    if opts.get("--user"):
+        lines.append(f"user: {opts['--user']}")
     lines.append("Press Ctrl+C to stop.")
     return "".join(line + "\n" for line in lines)
 
@@ -184,7 +189,7 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
             log.close()
         sys.stderr.write(f"{e}\n")
         return 1
-    out.write(banner(config))
+    out.write(banner(config, opts))
     out.flush()
     progress = LiveProgress(out) if output != "-" and out.isatty() else None
     try:

@@ -79,6 +79,15 @@ def message_stream(config: Config, opts: dict):
     return sys.stdout
 
 
+def written_files(sink: Sink, configured: str) -> str:
+    """What the summary's ``output:`` line names: capture.output, or for a rotated set the files
+    it holds now (a pattern like ``out.pcap`` names no file of a rotated run)."""
+    if not isinstance(sink, RotatingSink):
+        return configured
+    files = list(sink.files)
+    return files[0] if len(files) == 1 else f"{files[0]} .. {files[-1]} ({len(files)} files)"
+
+
 def created_files(sink: Sink, decision_log=None) -> list[int]:
     """Descriptors of the files this run created and still has open: not standard output,
     not a FIFO or device it was given (engine/output_file.py)."""

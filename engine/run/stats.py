@@ -18,6 +18,7 @@ class Stats:
     counters: dict[str, int] = field(default_factory=dict)
     flow_evictions: int = 0
     packets_written: int | None = None  # None: every packet; less after a failed write (issue 13)
+    filtered_out: int | None = None  # offline with a capture filter: input frames it rejected
 
     @property
     def written(self) -> int:
@@ -61,6 +62,8 @@ class Stats:
         out += [f"{k}: {v}" for k, v in self.counters.items() if k not in UPSTREAM_COUNTERS]
         if self.flow_evictions:
             out.append(f"flow_evictions: {self.flow_evictions}")
+        if self.filtered_out is not None:
+            out.append(f"filtered_out: {self.filtered_out}")
         return out
 
     def block(self) -> str:

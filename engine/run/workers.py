@@ -189,7 +189,7 @@ def _conduct(config: Config, opts: dict, stop: StopRequest, workers: list) -> in
         except PrivilegeError as e:
             return _setup_failed(WorkerReport("failed", f"Privilege error: {e}\n"), workers)
     out = sys.stdout
-    out.write(banner(config))
+    out.write(banner(config, opts))
     out.flush()
     start_ns = time.time_ns()  # every socket has joined the group: from here a frame is in one file
     for _, conn in workers:
