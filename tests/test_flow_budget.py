@@ -3,6 +3,8 @@ budget_keep_bytes; protocol rules, handshakes and exempt ports untouched; off by
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from packets import (
     ACK,
@@ -18,6 +20,7 @@ from packets import (
     udp4_frame,
 )  # fmt: skip
 
+from conftest import run_cli
 from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.analysis.flow import FlowAnalyzer
 from pcapconstrictor.engine.analysis.registry import analyze_decoded
@@ -177,3 +180,42 @@ def test_flow_table_is_bounded_and_evictions_are_counted():
         frame = http(1, 10, dport=40000 + port)
         analyze_decoded(analyzer, decode(frame, len(frame)), frame, 0)
     assert len(analyzer.flows) == 2 and analyzer.flows.evictions == 8
+
+
+def _bulk_capture(tmp_path) -> tuple:
+    from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+
+    path = tmp_path / "bulk.pcap"
+    frames = [http(99, 0, flags=SYN)] + [http(100 + 1000 * i, 1000) for i in range(6)]
+    with PcapWriter(str(path), 65535) as w:
+        for i, f in enumerate(frames):
+            w.write(i * SEC, f, len(f), len(f))
+    config = tmp_path / "budget.ini"
+    config.write_text(f"[flow]\nbudget_bytes = 2000\n[capture]\noutput = {tmp_path / 'out.pcap'}\n")
+    return path, config
+
+
+def test_offline_run_counts_budget_cuts_in_the_stats(tmp_path):
+    path, config = _bulk_capture(tmp_path)
+    result = run_cli("--config", str(config), "--offline-input", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "flow_budget_constricted: 4" in result.stdout.decode()
+
+
+def test_audit_shows_the_budget_rules_with_their_values(tmp_path):
+    _, config = _bulk_capture(tmp_path)
+    text = run_cli("audit", "--config", str(config)).stdout.decode()
+    assert "rule packet.tcp_budget" in text and "rule flow.over_budget" in text
+    assert "offset + flow.payload_len > 2000" in text
+
+
+def test_explain_shows_the_flows_counters(tmp_path):
+    path, config = _bulk_capture(tmp_path)
+    result = run_cli("explain", "--config", str(config), "--offline-input", str(path), "--packet", "5")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert "flow this direction: payload_bytes=3000 packets=4 seq_origin=100" in text
+    assert "flow this direction: payload_bytes=4000 packets=5" in text  # after
+    assert "TCP flags seen S" in text
+    assert re.search(r"MATCH flow\.over_budget .*flow\.offset=3000", text)
+    assert "reason flow_budget_exceeded" in text
