@@ -12,6 +12,7 @@ the hot path pays no call per packet.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 from pcapconstrictor.engine.analysis.decode import FIELDS, Decoded, decode_fields
@@ -96,6 +97,10 @@ class _Emitter:
             left, right = self.expr(e.left, section, scope), self.expr(e.right, section, scope)
             if e.op in ("and", "or"):
                 return _bool_op(e.op, left, right)
+            if e.op in _COMPARISONS and _is_int(left) and _is_int(right):
+                # config against config or a number (`$flow.budget_bytes > 0`): decided now,
+                # so a rule switched off by a value drops out like one switched off by a bool
+                return repr(_COMPARISONS[e.op](int(left), int(right)))
             return f"({left} {e.op} {right})"
         raise AssertionError(e)
 
@@ -209,6 +214,12 @@ class _Emitter:
 
 
 _CONSTANTS = {"True": True, "False": False}
+_COMPARISONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+                ">": operator.gt, ">=": operator.ge}  # fmt: skip
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
 
 
 def _bool_op(op: str, left: str, right: str) -> str:

@@ -41,6 +41,9 @@ DEFAULTS = {
     "quic.short_header_keep_packet_bytes": 128,
     "quic.require_dcid_match": False,
     "quic.allow_short_header_without_known_dcid": True,
+    "flow.budget_bytes": 0,  # issue 17
+    "flow.budget_keep_bytes": 0,
+    "flow.budget_ports_exempt": (53,),
     "stats.enabled": True,
 }
 

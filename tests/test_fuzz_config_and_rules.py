@@ -44,6 +44,8 @@ LINE_MESSAGES = {
     "invalid boolean for [quic]", "invalid port list for quic.ports", "invalid unsigned integer for [quic]",
     "unknown key in [quic]", "unknown key in [stats]", "invalid boolean for stats.enabled",
     "invalid value for capture.format; expected auto, pcap, or pcapng",  # issue 8
+    "unknown key in [flow]", "invalid unsigned integer for [flow]",  # issue 17
+    "invalid port list for flow.budget_ports_exempt",
 }  # fmt: skip
 FINAL_MESSAGES = {  # §5.5, and the max_flows extension (DECISIONS #6)
     "capture.default_snaplen must be greater than 0", "capture.max_capture_len must be greater than 0",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .decode import Decoded
 from .facts import Fact
+from .flow import FLOW_FACTS, FlowAnalyzer
 from .quic import QUIC_FACTS, QuicAnalyzer
 from .tls import BOUNDARY_MODES, TLS_FACTS, TlsAnalyzer
 
@@ -53,4 +54,6 @@ ANALYZERS: dict[str, AnalyzerSpec] = {
         **_FLOW_OPTIONS,
     }),
     "quic": AnalyzerSpec("quic", QuicAnalyzer, QUIC_FACTS, "q", "udp", dict(_FLOW_OPTIONS)),
+    # flow budgets (issue 17): byte and packet counters of any IP flow
+    "flow": AnalyzerSpec("flow", FlowAnalyzer, FLOW_FACTS, "fl", "ip", dict(_FLOW_OPTIONS)),
 }  # fmt: skip

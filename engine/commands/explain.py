@@ -14,15 +14,18 @@ from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.sinks.decision_log import address
 from pcapconstrictor.engine.sinks.fact_values import fact_names, fact_values, facts_used, format_facts
 from pcapconstrictor.engine.sources.pcap_reader import PcapReader, PcapReadError
+from pcapconstrictor.formats.transport import TCP_FLAG_FIN, TCP_FLAG_RST, TCP_FLAG_SYN
 from pcapconstrictor.grammar import build_evaluator
 
 from .loading import Failure, load_run, run_options_of
 
 
 def _state_lines(evaluator, decoded) -> list[str]:
-    if decoded is None or decoded.error or not (decoded.tcp or decoded.udp):
+    if decoded is None or decoded.error or not decoded.ip:
         return ["  (no flow)"]
-    lines = []
+    lines = _flow_counter_lines(evaluator, decoded)
+    if not (decoded.tcp or decoded.udp):
+        return lines or ["  (no flow)"]
     d = decoded
     tls = evaluator.analyzers["tls"].flows.entries
     for label, key in (("this direction", (d.src_addr, d.dst_addr, d.src_port, d.dst_port)),
@@ -37,6 +40,24 @@ def _state_lines(evaluator, decoded) -> list[str]:
         if endpoints == {(d.src_addr, d.src_port), (d.dst_addr, d.dst_port)}:
             lines.append(f"  quic flow: scid_a={_hex(state.scid_a)} scid_b={_hex(state.scid_b)}")
     return lines or ["  (no state)"]
+
+
+def _flow_counter_lines(evaluator, d) -> list[str]:
+    """The flow budget's counters for this packet's flow (issue 17), if it has any."""
+    flow = evaluator.analyzers["flow"]
+    key, forward = flow.key(d.protocol, d.src_addr, d.dst_addr, d.src_port, d.dst_port)
+    state = flow.flows.entries.get(key)
+    if state is None:
+        return []
+    named = ((TCP_FLAG_SYN, "S"), (TCP_FLAG_FIN, "F"), (TCP_FLAG_RST, "R"))
+    flags = "".join(name for bit, name in named if state.flags & bit) or "-"
+    lines = [f"  flow: first packet at {state.first_ns // 10**9}.{state.first_ns // 1000 % 10**6:06d}, "
+             f"TCP flags seen {flags}"]  # fmt: skip
+    for label, side in (("this direction", state.a if forward else state.b),
+                        ("reverse", state.b if forward else state.a)):  # fmt: skip
+        origin = "-" if side.origin is None else side.origin
+        lines.append(f"  flow {label}: payload_bytes={side.high} packets={side.packets} seq_origin={origin}")
+    return lines
 
 
 def _hex(cid) -> str:

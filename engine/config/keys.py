@@ -142,6 +142,7 @@ _QUIC_BOOL = "invalid boolean for [quic]"
 _POLICY_ERROR = (
     "invalid value for tls.app_data_continuation_policy; expected final_only, stream, or bulk"
 )
+_FLOW_INT = "invalid unsigned integer for [flow]"
 _FORMAT_ERROR = "invalid value for capture.format; expected auto, pcap, or pcapng"
 
 _TABLE = (
@@ -221,6 +222,13 @@ _TABLE = (
             "cut short headers only when the DCID is a learned one (§9)"),
     KeySpec("quic.allow_short_header_without_known_dcid", "bool", True, _QUIC_BOOL,
             "cut short headers of flows with no learned DCID (§9)"),
+    # Issue 17: flow budgets (README "Flow budgets"); budget_bytes = 0 leaves upstream's bytes.
+    KeySpec("flow.budget_bytes", "u64", 0, _FLOW_INT,
+            "extension: payload bytes of each flow direction kept whole, later ones cut; 0 = off"),
+    KeySpec("flow.budget_keep_bytes", "u32", 0, _FLOW_INT,
+            "extension: payload bytes kept of each packet past a flow's budget"),
+    KeySpec("flow.budget_ports_exempt", "port list", (53,), "invalid port list for flow.budget_ports_exempt",
+            "extension: TCP/UDP ports whose flows are never budgeted"),
     KeySpec("stats.enabled", "bool", True, "invalid boolean for stats.enabled",
             "print the stats block after an offline run"),
 )

@@ -1,0 +1,163 @@
+"""Per-flow byte and packet counters, for flow budgets (issue 17).
+
+The "time machine" model: keep the start of every connection whole, then only
+headers.  This analyzer publishes, per direction of a TCP or UDP flow (per IP
+pair and protocol for anything else), where this packet's payload lies in its
+direction's stream, the payload bytes and packets seen before it, the TCP
+flags seen, and the flow's age.  How much to keep is up to the rules
+(rules/budget.rules).
+
+A TCP payload is placed by its sequence number, relative to the SYN's (or,
+joined mid-stream, the first seen segment's), so each sequence range is
+counted once: a retransmitted start lies at the start again, a segment
+arriving early lies where it belongs.  The 32-bit sequence is unwrapped around
+the highest offset reached, so streams past 4 GiB keep counting.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from pcapconstrictor.formats import ip as ip_format
+from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.transport import TCP_FLAG_FIN, TCP_FLAG_RST, TCP_FLAG_SYN
+
+from .facts import table
+from .flow_table import FlowTable
+
+_V4_TOTAL_AT: Final = Layout(ip_format.ipv4_header).big_endian_at("total_length", 2)
+_V6: Final = Layout(ip_format.ipv6_header)
+_V6_PAYLOAD_AT: Final = _V6.big_endian_at("payload_length", 2)
+_V6_SIZE: Final = _V6.size
+_SEQ_MOD: Final = 1 << 32
+_SEQ_HALF: Final = 1 << 31
+
+FLOW_FACTS = table("flow", "fl.", [
+    ("offset", "int", "offset",
+     "where this packet's payload starts in its direction's stream (TCP: by sequence number)"),
+    ("bytes_before", "int", "bytes_before",
+     "payload bytes this direction carried before this packet, each TCP sequence byte counted once"),
+    ("packets_before", "int", "packets_before", "packets this direction carried before this packet"),
+    ("payload_offset", "int", "payload_offset",
+     "frame offset of the payload: after the TCP/UDP header, else after the IP header"),
+    ("payload_len", "int", "payload_len", "payload bytes inside the IP packet (0 for a fragment)"),
+    ("sequenced", "bool", "sequenced", "the offset comes from a TCP sequence number"),
+    ("syn", "bool", "syn", "this packet has TCP SYN set (a connection handshake)"),
+    ("syn_seen", "bool", "syn_seen", "a SYN was seen on this flow (either direction, this packet too)"),
+    ("fin_seen", "bool", "fin_seen", "a FIN was seen on this flow (either direction, this packet too)"),
+    ("rst_seen", "bool", "rst_seen", "a RST was seen on this flow (either direction, this packet too)"),
+    ("age_ms", "int", "age_ms", "milliseconds since the flow's first packet"),
+])  # fmt: skip
+
+
+class FlowDirection:
+    """One direction's counters: ``high`` is the stream offset after the
+    highest payload byte seen; ``origin`` the TCP sequence number at offset 0."""
+
+    __slots__ = ("packets", "high", "origin")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.high = 0
+        self.origin: int | None = None
+
+
+class FlowCounters:
+    """Both directions of one flow (``a`` sends from the canonical first endpoint)."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("first_ns", "flags")
+    __slots__ = ("used", "first_ns", "flags", "a", "b")
+
+    def __init__(self, first_ns: int) -> None:
+        self.used = False  # the flow table's eviction mark
+        self.first_ns = first_ns
+        self.flags = 0  # TCP SYN/FIN/RST seen, either direction
+        self.a = FlowDirection()
+        self.b = FlowDirection()
+
+
+class FlowFacts:
+    """What the counters say about one packet (the ``flow.*`` facts)."""
+
+    __slots__ = ("offset", "bytes_before", "packets_before", "payload_offset", "payload_len",
+                 "sequenced", "syn", "syn_seen", "fin_seen", "rst_seen", "age_ms")  # fmt: skip
+
+
+class FlowAnalyzer:
+    """Payload counters per flow direction over a run, in a bounded table."""
+
+    def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
+        self.flows: FlowTable[FlowCounters] = FlowTable(max_flows, idle_timeout_sec * 10**9)
+
+    # decoder fields analyze() takes after (data, ts_ns), in order
+    INPUTS: ClassVar[tuple[str, ...]] = (
+        "ip_version", "protocol", "src_addr", "dst_addr", "src_port", "dst_port", "network_offset",
+        "transport_offset", "tcp", "udp", "payload_offset", "payload_len", "tcp_seq", "tcp_flags",
+    )  # fmt: skip
+
+    @staticmethod
+    def key(protocol: int, src: bytes, dst: bytes, sport: int, dport: int) -> tuple[tuple, bool]:
+        """The flow's canonical key, and whether the sender is its first endpoint."""
+        if src < dst or (src == dst and sport <= dport):
+            return (protocol, src, sport, dst, dport), True
+        return (protocol, dst, dport, src, sport), False
+
+    def analyze(self, data: bytes, ts_ns: int, version: int, protocol: int, src: bytes, dst: bytes,
+                sport: int, dport: int, net: int, transport: int, is_tcp: bool, is_udp: bool,
+                base: int, n: int, seq: int, flags: int) -> FlowFacts:  # fmt: skip
+        """Place this packet's payload in its direction's stream and count it."""
+        if not (is_tcp or is_udp):  # another IP protocol: the payload follows the IP header
+            base, n = transport, _ip_payload_len(data, version, net, transport)
+        key, forward = self.key(protocol, src, dst, sport, dport)
+        state = self.flows.get(key, ts_ns)
+        if state is None:
+            state = self.flows.put(key, FlowCounters(ts_ns), ts_ns)
+        d = state.a if forward else state.b
+        f = FlowFacts()
+        f.payload_offset, f.payload_len = base, n
+        f.bytes_before, f.packets_before = d.high, d.packets
+        f.syn = f.sequenced = False
+        if is_tcp:
+            f.sequenced = True
+            state.flags |= flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)
+            if flags & TCP_FLAG_SYN:
+                f.syn = True
+                start = (seq + 1) % _SEQ_MOD  # the SYN takes one sequence number
+                if d.origin is not None and d.origin != start:  # a new connection on the same ports
+                    d.high = d.packets = f.bytes_before = f.packets_before = 0
+                d.origin = start
+                offset = 0
+            elif d.origin is None:  # joined mid-stream: count from here
+                d.origin = seq
+                offset = 0
+            else:
+                delta = (seq - d.origin - d.high) % _SEQ_MOD
+                offset = d.high + (delta - _SEQ_MOD if delta >= _SEQ_HALF else delta)
+                if offset < 0:  # before the first byte this capture saw
+                    offset = 0
+            end = offset + n
+            if end > d.high:
+                d.high = end
+        else:
+            offset = d.high
+            d.high = offset + n
+        d.packets += 1
+        f.offset = offset
+        seen = state.flags
+        f.syn_seen = bool(seen & TCP_FLAG_SYN)
+        f.fin_seen = bool(seen & TCP_FLAG_FIN)
+        f.rst_seen = bool(seen & TCP_FLAG_RST)
+        f.age_ms = (ts_ns - state.first_ns) // 1_000_000
+        return f
+
+
+def _ip_payload_len(data: bytes, version: int, net: int, transport: int) -> int:
+    """Bytes after the IP header, by the IP length field; 0 for a fragment
+    (the decoder gives a fragment no transport offset)."""
+    if not transport:
+        return 0
+    if version == 4:
+        p = net + _V4_TOTAL_AT
+        return net + (data[p] << 8 | data[p + 1]) - transport
+    p = net + _V6_PAYLOAD_AT
+    return net + _V6_SIZE + (data[p] << 8 | data[p + 1]) - transport
