@@ -11,7 +11,6 @@ import yaml
 from conftest import GOLDEN, GOLDEN_CASES, ROOT, run_cli
 from pcapconstrictor.engine.config import KEYS, ConfigError, load_config
 
-
 SECTIONS = ", ".join(dict.fromkeys(key.split(".")[0] for key in KEYS))
 
 def write(tmp_path, text: str, name: str = "c.yaml"):
