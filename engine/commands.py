@@ -11,8 +11,10 @@ from ..grammar import PolicyError
 from . import run_options
 from .cli import UsageError, parse_options
 from .config import ConfigError, load_config
-from .pcap_reader import PcapReader, PcapReadError
+from .offline_input import open_offline_input
+from .pcap_reader import PcapReadError
 from .pcap_writer import PcapWriteError
+from .pcapng_reader import PcapngReader
 from .policy_select import select_policy
 from .runner import make_pipeline
 
@@ -57,7 +59,7 @@ def _offline(opts: dict) -> int:
     input_path = str(opts["--offline-input"])
     output_path = str(config["capture.output"])
     try:
-        reader = PcapReader(input_path)
+        reader = open_offline_input(input_path)  # classic PCAP or pcapng (issue 15)
     except PcapReadError as e:
         raise Failure(f"Offline feed error: {e}") from None
     with reader:
@@ -65,12 +67,14 @@ def _offline(opts: dict) -> int:
             raise Failure(f"Offline feed error: output file '{output_path}' is the input file")
         log = _open_decision_log(opts)
         try:
-            writer = run_options.open_output(config, opts)  # pcap or pcapng, rotated or not
+            pcapng_input = reader if isinstance(reader, PcapngReader) else None
+            writer = run_options.open_output(config, opts, linktype=reader.linktype,
+                                             pcapng_input=pcapng_input)  # pcap or pcapng, rotated or not
         except PcapWriteError as e:
             raise Failure(f"Offline feed error: {e}") from None
         except run_options.SetupError as e:
             raise Failure(str(e)) from None
-        capture_filter = run_options.compile_capture_filter(config)
+        capture_filter = run_options.compile_capture_filter(config, reader.linktype)
         pipeline = make_pipeline(policy, config, writer, log)
         try:
             run_options.drop_privileges(opts, writer)  # --user: no frame is read as root
@@ -84,7 +88,7 @@ def _offline(opts: dict) -> int:
         try:
             batches = reader.batches()
             if capture_filter is not None:
-                batches = capture_filter.select_batches(batches)
+                batches = _filtered(batches, config)
             for batch in batches:  # a chunk of the input: at most ~1 MiB of records
                 pipeline.run_batch(batch)
                 if stop.signum:
@@ -122,6 +126,14 @@ def _offline(opts: dict) -> int:
     if config["stats.enabled"]:
         out.write(pipeline.stats().block())
     return 0
+
+
+def _filtered(batches, config):
+    """The capture filter over batches, compiled for each batch's link type (a pcapng input
+    may have several); compiled once per link type (run_options caches it)."""
+    for batch in batches:
+        selected = run_options.compile_capture_filter(config, getattr(batch, "linktype", 1))
+        yield from selected.select_batches((batch,))  # type: ignore[union-attr]
 
 
 class _StopFlag:

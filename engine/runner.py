@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..formats.link import LINKTYPE_ETHERNET
 from ..grammar import Evaluator, Policy, build_evaluator
 from .config import Config
 from .stats import Stats
@@ -37,7 +38,11 @@ class Pipeline:
         self.bytes_output = 0
 
     def run_batch(self, frames: list[tuple[int, bytes, int]]) -> None:
-        """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames."""
+        """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames; a list with a
+        ``linktype`` attribute (a non-Ethernet source) is decoded as that link type."""
+        linktype = getattr(frames, "linktype", LINKTYPE_ETHERNET)
+        if linktype != self.evaluator.linktype:
+            self.evaluator.use_link_type(linktype)
         if self.decision_log is not None:  # traced: one evaluation (and log row) per frame
             self._run_traced(frames)
             return
