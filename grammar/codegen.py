@@ -15,10 +15,11 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-from pcapconstrictor.engine.analysis.decode import FIELDS, Decoded, decode_fields
+from pcapconstrictor.engine.analysis.decode import FIELDS, Decoded, decode_fields, decoder_for
 from pcapconstrictor.engine.analysis.facts import DECODE_FACTS, DECODED
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
 from pcapconstrictor.engine.config import Config
+from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
 from . import ast
 from .checker import facts_for
@@ -299,6 +300,15 @@ class Evaluator:
     source: str
     trace: Trace | None
     evaluate_batch: object | None = None
+    namespace: dict | None = None  # the generated functions' globals
+    linktype: int = LINKTYPE_ETHERNET
+
+    def use_link_type(self, linktype: int) -> None:
+        """Decode the frames that follow as ``linktype`` (a LINKTYPE_* value): the rules stay
+        the same, only the decoder that finds the IP layer changes (issue 15)."""
+        if linktype != self.linktype and self.namespace is not None:
+            self.namespace["_decode"] = decoder_for(linktype)
+            self.linktype = linktype
 
 
 def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) -> Evaluator:
@@ -321,4 +331,4 @@ def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) ->
     code = compile(source, f"<policy {policy.path}>", "exec")
     exec(code, namespace)  # noqa: S102 - our own generated source
     return Evaluator(namespace["evaluate"], emitter.decisions, analyzers, source, trace,
-                     namespace.get("evaluate_batch"))  # fmt: skip
+                     namespace.get("evaluate_batch"), namespace)  # fmt: skip

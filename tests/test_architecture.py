@@ -105,11 +105,13 @@ ALLOWED = {
     "pcapconstrictor.engine.analysis": ("pcapconstrictor.formats", "pcapconstrictor.engine.analysis",
                                         "pcapconstrictor.engine.config"),
     # grammar sees only the declared interface: fact catalogue, analyzer registry, decoder fields,
-    # reasons, config keys
+    # reasons, config keys (and the wire constants of formats/, which import nothing)
     "pcapconstrictor.grammar": ("pcapconstrictor.grammar", "pcapconstrictor.engine.analysis",
-                                "pcapconstrictor.engine.config"),
+                                "pcapconstrictor.engine.config", "pcapconstrictor.formats"),
     "pcapconstrictor.engine.sinks": ("pcapconstrictor.formats", "pcapconstrictor.engine.sinks",
                                      "pcapconstrictor.engine.sources.record_batch",
+                                     # a pcapng output keeps the input's sections and interfaces
+                                     "pcapconstrictor.engine.sources.pcapng_reader",
                                      "pcapconstrictor.engine.config", "pcapconstrictor.engine.analysis",
                                      "pcapconstrictor.grammar", "pcapconstrictor.engine.version"),
 }  # fmt: skip

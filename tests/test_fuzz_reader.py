@@ -42,7 +42,6 @@ ERROR_FORMS = [
         r"file offset 0: unexpected EOF while reading PCAP global header",
         r"file offset 4: unsupported classic PCAP version (\d+)\.(\d+)",
         r"file offset 16: invalid PCAP snaplen 0",
-        r"file offset 20: unsupported linktype (\d+); only Ethernet \(DLT_EN10MB/1\) is supported",
         r"file offset (?P<offset>\d+): unexpected EOF while reading packet header; "
         r"(?P<trailing>\d+) trailing byte\(s\) could not be processed",
         r"packet (?P<index>\d+) at file offset (?P<offset>\d+): "
@@ -88,13 +87,11 @@ def reference_read(content: bytes) -> tuple[list[tuple[int, bytes, int]], str | 
         return [], "file offset 0: unsupported classic PCAP magic number"
     order, ns_per_unit, per_second = MAGICS[content[:4]]
     major, minor, _, _, snaplen, linktype = struct.unpack(order + "HHiIII", content[4:24])
-    if (major, minor) != (2, 4):
+    if major != 2:
         return [], f"file offset 4: unsupported classic PCAP version {major}.{minor}"
     if snaplen == 0:
         return [], "file offset 16: invalid PCAP snaplen 0"
-    if linktype != 1:
-        return [], (f"file offset 20: unsupported linktype {linktype}; "
-                    "only Ethernet (DLT_EN10MB/1) is supported")  # fmt: skip
+    # any link type is read (issue 15); before 2.3 orig_len comes first, in 2.3 maybe (libpcap)
     records: list[tuple[int, bytes, int]] = []
     offset = 24
     while offset < n:
@@ -102,6 +99,8 @@ def reference_read(content: bytes) -> tuple[list[tuple[int, bytes, int]], str | 
             return records, (f"file offset {offset}: unexpected EOF while reading packet header; "
                              f"{n - offset} trailing byte(s) could not be processed")  # fmt: skip
         sec, frac, caplen, orig = struct.unpack(order + "IIII", content[offset : offset + 16])
+        if minor < 3 or (minor == 3 and caplen > orig):
+            caplen, orig = orig, caplen
         where = f"packet {len(records)} at file offset {offset}"
         if caplen > orig:
             return records, f"{where}: captured length {caplen} exceeds original length {orig}"

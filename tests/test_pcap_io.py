@@ -126,9 +126,25 @@ def test_unknown_magic_is_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("big_endian", [False, True])
-def test_version_other_than_2_4_is_rejected_at_offset_4(tmp_path: Path, big_endian: bool) -> None:
-    path = write_file(tmp_path, global_header(big_endian, version=(2, 3)))
-    assert open_error(path) == "file offset 4: unsupported classic PCAP version 2.3"
+def test_version_other_than_2_x_is_rejected_at_offset_4(tmp_path: Path, big_endian: bool) -> None:
+    path = write_file(tmp_path, global_header(big_endian, version=(3, 4)))
+    assert open_error(path) == "file offset 4: unsupported classic PCAP version 3.4"
+
+
+@pytest.mark.parametrize("minor", [0, 1, 2])
+def test_version_before_2_3_has_orig_len_before_incl_len_as_libpcap_reads_it(tmp_path: Path,
+                                                                              minor: int) -> None:
+    """libpcap swaps the two length words of files older than 2.3 (issue 15: a 2.1 file)."""
+    old_record = struct.pack("<IIII", 7, 5, 60, 10) + b"x" * 10  # orig_len 60, incl_len 10
+    path = write_file(tmp_path, global_header(version=(2, minor)) + old_record)
+    assert read_all(path) == [(7_000_005_000, b"x" * 10, 60)]
+
+
+def test_version_2_3_swaps_lengths_only_where_incl_len_exceeds_orig_len(tmp_path: Path) -> None:
+    swapped = struct.pack("<IIII", 1, 0, 60, 10) + b"a" * 10
+    plain = struct.pack("<IIII", 2, 0, 4, 60) + b"b" * 4
+    path = write_file(tmp_path, global_header(version=(2, 3)) + swapped + plain)
+    assert read_all(path) == [(1_000_000_000, b"a" * 10, 60), (2_000_000_000, b"b" * 4, 60)]
 
 
 def test_version_is_checked_before_snaplen_and_linktype(tmp_path: Path) -> None:
@@ -141,11 +157,14 @@ def test_snaplen_zero_is_rejected_at_offset_16(tmp_path: Path) -> None:
     assert open_error(path) == "file offset 16: invalid PCAP snaplen 0"
 
 
-def test_non_ethernet_linktype_is_rejected_at_offset_20(tmp_path: Path) -> None:
-    path = write_file(tmp_path, global_header(big_endian=True, linktype=113))
-    assert open_error(path) == (
-        "file offset 20: unsupported linktype 113; only Ethernet (DLT_EN10MB/1) is supported"
-    )
+@pytest.mark.parametrize("linktype", [0, 101, 113, 276, 147])
+def test_non_ethernet_linktype_is_read_and_named_on_every_batch(tmp_path: Path, linktype: int) -> None:
+    path = write_file(tmp_path, global_header(big_endian=True, linktype=linktype)
+                      + struct.pack(">IIII", 1, 0, 3, 3) + b"abc")  # fmt: skip
+    with PcapReader(path) as reader:
+        batches = list(reader.batches())
+    assert reader.linktype == linktype
+    assert [b.linktype for b in batches] == [linktype] and batches[0] == [(1_000_000_000, b"abc", 3)]
 
 
 @pytest.mark.parametrize("big_endian", [False, True])

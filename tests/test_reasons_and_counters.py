@@ -169,11 +169,14 @@ def test_every_spec_reason_has_a_scenario():
     assert set(SCENARIOS) == set(COUNTER_OF)
 
 
-# Reasons of our extensions, declared in their rule files (issue 17: rules/budget.rules).
-EXTENSION_COUNTER_OF = {"flow_budget_exceeded": "flow_budget_constricted"}
+# Reasons of our extensions, declared in their rule files, with their counters.
+EXTENSION_COUNTER_OF = {
+    "flow_budget_exceeded": "flow_budget_constricted",  # issue 17: rules/budget.rules
+    "unknown_link_type": "unknown_link_type",  # issue 15
+}
 
 
-def test_the_shipped_rules_use_only_spec_reasons_and_counters():
+def test_the_shipped_rules_use_only_spec_reasons_and_counters_and_the_declared_ones():
     rec = Recorder()
     allowed = {**COUNTER_OF, **EXTENSION_COUNTER_OF}
     for decision in rec.evaluator.decisions:

@@ -11,9 +11,10 @@ the ``formats/`` schema (``Final`` constants): compiled by mypyc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from pcapconstrictor.formats import ethernet, ip, transport
+from pcapconstrictor.formats import ethernet, ip, link, transport
 from pcapconstrictor.formats.layout import Layout
 
 _ETH: Final = Layout(ethernet.ethernet_header)
@@ -109,9 +110,9 @@ class Decoded(NamedTuple):
 FIELDS = Decoded._fields
 
 
-def decode(data: bytes, n: int) -> Decoded:
+def decode(data: bytes, n: int, linktype: int = link.LINKTYPE_ETHERNET) -> Decoded:
     """Decode the first ``n`` bytes of ``data`` (the frame's safe length)."""
-    return Decoded._make(decode_fields(data, n))
+    return Decoded._make(decoder_for(linktype)(data, n))
 
 
 def decode_fields(data: bytes, n: int) -> tuple:
@@ -119,8 +120,13 @@ def decode_fields(data: bytes, n: int) -> tuple:
     one call, locals only, no object to fill in)."""
     if n < _ETH_SIZE:
         return _net_error("truncated_ethernet_header", 0, 0, 0)
-    ethertype = data[_ETH_TYPE_AT] << 8 | data[_ETH_TYPE_AT + 1]
-    off = _ETH_SIZE
+    return decode_after_link(data, n, _ETH_SIZE, data[_ETH_TYPE_AT] << 8 | data[_ETH_TYPE_AT + 1])
+
+
+def decode_after_link(data: bytes, n: int, off: int, ethertype: int) -> tuple:
+    """:func:`decode_fields` from the EtherType a link header gave and the offset where its
+    payload starts: VLAN tags, then IP, then TCP/UDP.  Every link type ends here, so the
+    facts are the same after any link header (:func:`decoder_for`)."""
     tags = 0
     while ethertype == _TAG_8021Q or ethertype == _TAG_8021AD:
         if off + _VLAN_SIZE > n:
@@ -215,3 +221,118 @@ def decode_fields(data: bytes, n: int) -> tuple:
 def _net_error(reason: str, ethertype: int, tags: int, net: int) -> tuple:
     """A frame that failed before its transport header: what was learned so far."""
     return (reason, ethertype, tags, False, 0, 0, net, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
+
+
+# --- link types other than Ethernet (issue 15): find the IP layer, then decode_after_link
+_SLL: Final = Layout(link.linux_sll_header)
+_SLL_SIZE: Final = _SLL.size
+_SLL_TYPE_AT: Final = _SLL.big_endian_at("protocol_type", 2)
+_SLL2: Final = Layout(link.linux_sll2_header)
+_SLL2_SIZE: Final = _SLL2.size
+_SLL2_TYPE_AT: Final = _SLL2.big_endian_at("protocol_type", 2)
+_NULL_SIZE: Final = Layout(link.null_header).size
+_PPP_SIZE: Final = Layout(link.ppp_protocol).size
+_PPP_AC: Final = link.PPP_ADDRESS_CONTROL
+_AF_INET: Final = link.AF_INET
+_AF_INET6: Final = link.AF_INET6_VALUES
+UNKNOWN_LINK_TYPE: Final = "unknown_link_type"
+
+
+def decode_linux_sll(data: bytes, n: int) -> tuple:
+    if n < _SLL_SIZE:
+        return _net_error("truncated_link_header", 0, 0, 0)
+    return decode_after_link(data, n, _SLL_SIZE, data[_SLL_TYPE_AT] << 8 | data[_SLL_TYPE_AT + 1])
+
+
+def decode_linux_sll2(data: bytes, n: int) -> tuple:
+    if n < _SLL2_SIZE:
+        return _net_error("truncated_link_header", 0, 0, 0)
+    return decode_after_link(data, n, _SLL2_SIZE, data[_SLL2_TYPE_AT] << 8 | data[_SLL2_TYPE_AT + 1])
+
+
+def _ip_at(data: bytes, n: int, off: int) -> tuple:
+    """Bare IP at ``off``: the version nibble names it (LINKTYPE_RAW, and after PPP/NULL)."""
+    if off >= n:
+        return _net_error("truncated_ipv4_header", 0, 0, off)
+    version = data[off] >> 4
+    if version == 4:
+        return decode_after_link(data, n, off, _TYPE_IPV4)
+    if version == 6:
+        return decode_after_link(data, n, off, _TYPE_IPV6)
+    return ("", 0, 0, False, 0, 0, off, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
+
+
+def decode_raw(data: bytes, n: int) -> tuple:
+    return _ip_at(data, n, 0)
+
+
+def decode_null(data: bytes, n: int) -> tuple:
+    """NULL/LOOP: the family word only says IP or not; the version nibble says which."""
+    if n < _NULL_SIZE:
+        return _net_error("truncated_link_header", 0, 0, 0)
+    little = data[0] | data[1] << 8 | data[2] << 16 | data[3] << 24
+    big = data[3] | data[2] << 8 | data[1] << 16 | data[0] << 24
+    family = little if little < 0x10000 else big  # the writer's byte order is not recorded
+    if family == _AF_INET or family in _AF_INET6:
+        return _ip_at(data, n, _NULL_SIZE)
+    return ("", 0, 0, False, 0, 0, _NULL_SIZE, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
+
+
+def decode_ppp(data: bytes, n: int) -> tuple:
+    off = 2 if n >= 2 and data[:2] == _PPP_AC else 0
+    if off >= n:
+        return _net_error("truncated_link_header", 0, 0, 0)
+    if data[off] & 1:  # RFC 1661 §6.5 protocol field compression: one byte
+        protocol = data[off]
+        off += 1
+    elif off + _PPP_SIZE > n:
+        return _net_error("truncated_link_header", 0, 0, 0)
+    else:
+        protocol = data[off] << 8 | data[off + 1]
+        off += _PPP_SIZE
+    if protocol == link.PPP_IPV4:
+        return decode_after_link(data, n, off, _TYPE_IPV4)
+    if protocol == link.PPP_IPV6:
+        return decode_after_link(data, n, off, _TYPE_IPV6)
+    return ("", 0, 0, False, 0, 0, off, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
+
+
+def decode_ipv4(data: bytes, n: int) -> tuple:
+    return decode_after_link(data, n, 0, _TYPE_IPV4)
+
+
+def decode_ipv6(data: bytes, n: int) -> tuple:
+    return decode_after_link(data, n, 0, _TYPE_IPV6)
+
+
+def decode_unknown_link(data: bytes, n: int) -> tuple:
+    """A link type we cannot look into: no facts but the reason (kept to the snap length)."""
+    return _net_error(UNKNOWN_LINK_TYPE, 0, 0, 0)
+
+
+def decoder_for(linktype: int) -> Callable[[bytes, int], tuple]:
+    """The ``decode_fields``-like function for frames of ``linktype`` (a LINKTYPE_* value)."""
+    if linktype == link.LINKTYPE_ETHERNET:
+        return decode_fields
+    if linktype == link.LINKTYPE_LINUX_SLL:
+        return decode_linux_sll
+    if linktype == link.LINKTYPE_LINUX_SLL2:
+        return decode_linux_sll2
+    if linktype == link.LINKTYPE_RAW:
+        return decode_raw
+    if linktype == link.LINKTYPE_IPV4:
+        return decode_ipv4
+    if linktype == link.LINKTYPE_IPV6:
+        return decode_ipv6
+    if linktype == link.LINKTYPE_NULL or linktype == link.LINKTYPE_LOOP:
+        return decode_null
+    if linktype == link.LINKTYPE_PPP or linktype == link.LINKTYPE_PPP_HDLC:
+        return decode_ppp
+    return decode_unknown_link
+
+
+KNOWN_LINK_TYPES: Final = frozenset({
+    link.LINKTYPE_ETHERNET, link.LINKTYPE_LINUX_SLL, link.LINKTYPE_LINUX_SLL2, link.LINKTYPE_RAW,
+    link.LINKTYPE_IPV4, link.LINKTYPE_IPV6, link.LINKTYPE_NULL, link.LINKTYPE_LOOP, link.LINKTYPE_PPP,
+    link.LINKTYPE_PPP_HDLC,
+})  # fmt: skip

@@ -42,6 +42,10 @@ DECODED = "d_"  # decoder fields are locals of the evaluator: d_src_port, d_payl
 
 DECODE_FACTS = {
     "decode.ok": Fact("decode.ok", "bool", "(not d_error)", "Ethernet/IP/TCP/UDP decoded (SPEC §7)"),
+    "decode.link_type_known": Fact(
+        "decode.link_type_known", "bool", "(d_error != 'unknown_link_type')",
+        "the decoder knows the frame's link type (Ethernet, Linux cooked, raw IP, loopback, PPP)",
+    ),
     **table("decode", DECODED, [
         ("ip", "bool", "ip", "an IPv4 or IPv6 header was decoded"),
         ("tcp", "bool", "tcp", "a TCP header was decoded"),

@@ -10,7 +10,9 @@ import time
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.run.pipeline import make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
-from pcapconstrictor.engine.sources.pcap_reader import PcapReader, PcapReadError
+from pcapconstrictor.engine.sources.offline_input import open_offline_input
+from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
+from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 
 from .loading import Failure, load_run, run_options_of
 
@@ -40,7 +42,7 @@ def _offline(opts: dict) -> int:
     input_path = str(opts["--offline-input"])
     output_path = str(config["capture.output"])
     try:
-        reader = PcapReader(input_path)
+        reader = open_offline_input(input_path)  # classic PCAP or pcapng (issue 15)
     except PcapReadError as e:
         raise Failure(f"Offline feed error: {e}") from None
     with reader:
@@ -53,12 +55,14 @@ def _offline(opts: dict) -> int:
         except run_options.SetupError as e:
             raise Failure(str(e)) from None
         try:
-            writer = run_options.open_output(config, opts)  # pcap or pcapng, rotated or not
+            pcapng_input = reader if isinstance(reader, PcapngReader) else None
+            writer = run_options.open_output(config, opts, linktype=reader.linktype,
+                                             pcapng_input=pcapng_input)  # pcap or pcapng, rotated or not
         except PcapWriteError as e:
             raise Failure(f"Offline feed error: {e}") from None
         except run_options.SetupError as e:
             raise Failure(str(e)) from None
-        capture_filter = run_options.compile_capture_filter(config)
+        capture_filter = run_options.compile_capture_filter(config, reader.linktype)
         pipeline = make_pipeline(policy, config, writer, log)
         try:
             run_options.drop_privileges(opts, writer, log)  # --user: no frame is read as root
@@ -74,7 +78,7 @@ def _offline(opts: dict) -> int:
         try:
             batches = reader.batches()
             if capture_filter is not None:
-                batches = capture_filter.select_batches(_counted(batches, seen))
+                batches = _filtered(_counted(batches, seen), config)
             for batch in batches:  # a chunk of the input: at most ~1 MiB of records
                 pipeline.run_batch(batch)
                 if stop.signum:
@@ -133,6 +137,14 @@ def _stats(pipeline, seen: list[int], capture_filter):
     if capture_filter is not None:
         stats.filtered_out = seen[0] - pipeline.packets
     return stats
+
+
+def _filtered(batches, config):
+    """The capture filter over batches, compiled for each batch's link type (a pcapng input
+    may have several); compiled once per link type (run_options caches it)."""
+    for batch in batches:
+        selected = run_options.compile_capture_filter(config, getattr(batch, "linktype", 1))
+        yield from selected.select_batches((batch,))  # type: ignore[union-attr]
 
 
 class _StopFlag:

@@ -36,10 +36,11 @@ def apply_command_line(config: Config, opts: dict) -> None:
             config.origin[key] = COMMAND_LINE
 
 
-def compile_capture_filter(config: Config) -> CaptureFilter | None:
-    """capture.filter compiled for this run's snap length, or None when empty."""
+def compile_capture_filter(config: Config, linktype: int = 1) -> CaptureFilter | None:
+    """capture.filter compiled for this run's snap length and frames of ``linktype``, or None
+    when empty."""
     try:
-        return capture_filter(str(config["capture.filter"]), output_snaplen(config))
+        return capture_filter(str(config["capture.filter"]), output_snaplen(config), linktype)
     except FilterError as e:
         raise SetupError(f"Capture filter error: {e}") from None
 
@@ -50,12 +51,16 @@ def policy_name(config: Config, opts: dict) -> str:
     return f"{config['tls.app_data_continuation_policy']} (shipped)"
 
 
-def open_output(config: Config, opts: dict, if_name: str | None = None) -> Sink:
-    """The configured sink with its (first) file created; raises PcapWriteError, SetupError."""
+def open_output(config: Config, opts: dict, if_name: str | None = None, linktype: int = 1,
+                pcapng_input=None) -> Sink:  # fmt: skip
+    """The configured sink with its (first) file created; raises PcapWriteError, SetupError.
+    ``linktype``: the input's LINKTYPE_*, which a classic input's output keeps; a pcapng
+    reader as ``pcapng_input``: its sections are written back (issue 15)."""
     try:
         return open_sink(config, policy=policy_name(config, opts), application=f"{PROG} {VERSION}",
                          if_name=if_name or str(config["capture.interface"]) or None,
-                         capture_filter=str(config["capture.filter"]).strip() or None)  # fmt: skip
+                         capture_filter=str(config["capture.filter"]).strip() or None,
+                         linktype=linktype, pcapng_input=pcapng_input)  # fmt: skip
     except OutputConfigError as e:
         raise SetupError(f"Configuration error: {e}") from None
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pcapconstrictor.engine.config import Config
+from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 from pcapconstrictor.grammar import Evaluator, Policy, build_evaluator
 
 from .stats import Stats
@@ -32,7 +33,11 @@ class Pipeline:
         self.bytes_output = 0
 
     def run_batch(self, frames: list[tuple[int, bytes, int]]) -> None:
-        """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames."""
+        """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames; a list with a
+        ``linktype`` attribute (a non-Ethernet source) is decoded as that link type."""
+        linktype = getattr(frames, "linktype", LINKTYPE_ETHERNET)
+        if linktype != self.evaluator.linktype:
+            self.evaluator.use_link_type(linktype)
         if self.decision_log is not None:  # traced: one evaluation (and log row) per frame
             self._run_traced(frames)
             return

@@ -12,8 +12,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from pcapconstrictor.engine.config import Config, output_snaplen
+from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
+from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
 from .pcap_writer import PcapWriter
+from .pcapng_section_writer import PcapngSections, PcapngSectionWriter
 from .pcapng_writer import PcapngWriter
 from .rotation import FileNames, RotatingSink
 
@@ -58,30 +61,57 @@ def check_output(config: Config) -> None:
 
 
 def open_sink(config: Config, *, policy: str, application: str, if_name: str | None = None,
-              capture_filter: str | None = None) -> Sink:  # fmt: skip
+              capture_filter: str | None = None, linktype: int = LINKTYPE_ETHERNET,
+              pcapng_input: PcapngReader | None = None) -> Sink:  # fmt: skip
     """The configured sink, its (first) file created; raises PcapWriteError.  ``policy``
     names the policy in the pcapng section comment; ``if_name`` and ``capture_filter``
-    describe the interface in pcapng."""
+    describe the interface in pcapng; ``linktype`` is the input's (issue 15).  A pcapng
+    input gives a pcapng output of its own sections unless ``capture.format = pcap``."""
     check_output(config)
     snaplen = output_snaplen(config)
-    if output_format(config) == "pcapng":
-        comment = (
-            f"Constricted by {application} with policy {policy}: TLS Application Data and "
-            "matched QUIC short-header packets keep only their first bytes; original lengths are kept"
-        )
+    comment = (
+        f"Constricted by {application} with policy {policy}: TLS Application Data and "
+        "matched QUIC short-header packets keep only their first bytes; original lengths are kept"
+    )
+    chosen = str(config["capture.format"])
+    if pcapng_input is not None and chosen != "pcap":
+        sections = PcapngSections(pcapng_input, snaplen, comment, application)
+
+        def open_file(path: str) -> Sink:
+            return PcapngSectionWriter(path, sections)
+    elif pcapng_input is not None:
+        linktype = _one_link_type(pcapng_input)
+
+        def open_file(path: str) -> Sink:
+            return PcapWriter(path, snaplen, linktype=linktype)
+    elif output_format(config) == "pcapng":
 
         def open_file(path: str) -> Sink:
             return PcapngWriter(path, snaplen, comment=comment, application=application, if_name=if_name,
-                                if_filter=capture_filter)  # fmt: skip
+                                if_filter=capture_filter, linktype=linktype)  # fmt: skip
     else:
 
         def open_file(path: str) -> Sink:
-            return PcapWriter(path, snaplen)
+            return PcapWriter(path, snaplen, linktype=linktype)
 
     output = str(config["capture.output"])
+    if pcapng_input is not None and chosen == "pcap":
+        pcapng_input.keep_blocks = False  # nothing passes through a classic output
+        pcapng_input.blocks.clear()
     if not rotates(config):
         return open_file(output)
     names = FileNames(output, by_size=bool(config["capture.rotate_bytes"]))
     return RotatingSink(open_file, names, rotate_bytes=config["capture.rotate_bytes"],
                         rotate_seconds=config["capture.rotate_seconds"],
                         rotate_files=config["capture.rotate_files"])  # fmt: skip
+
+
+def _one_link_type(reader: PcapngReader) -> int:
+    """The link type a classic output of this pcapng input has; its interfaces must agree,
+    now and later in the file (the reader is told to refuse another one)."""
+    if len(reader.linktypes) > 1:
+        kinds = ", ".join(str(t) for t in reader.linktypes)
+        raise OutputConfigError(f"capture.format = pcap needs one link type, but the pcapng input has "
+                                f"interfaces of link types {kinds}; use capture.format = pcapng")  # fmt: skip
+    reader.require_linktype = reader.linktype
+    return reader.linktype

@@ -54,9 +54,10 @@ def _cut(data: bytes | memoryview, incl_len: int) -> bytes:
     return bytes(data[:incl_len])  # a view may be reused by its source: keep a copy
 
 
-def global_header(snaplen: int) -> bytes:
-    """The 24-byte §11.1 header for a capture clamped to ``snaplen``."""
-    return _FILE_HEADER.whole_struct().pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)
+def global_header(snaplen: int, linktype: int = LINKTYPE_ETHERNET) -> bytes:
+    """The 24-byte §11.1 header for a capture clamped to ``snaplen`` (a non-Ethernet input
+    keeps its link type, issue 15)."""
+    return _FILE_HEADER.whole_struct().pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, linktype)
 
 
 class PcapWriter:
@@ -68,9 +69,11 @@ class PcapWriter:
     records the file holds, as it is cut back to its last whole record).
     """
 
-    def __init__(self, path: str, snaplen: int, buffer_size: int = 1 << 20) -> None:
+    def __init__(self, path: str, snaplen: int, buffer_size: int = 1 << 20, *,
+                 linktype: int = LINKTYPE_ETHERNET) -> None:  # fmt: skip
         self.path = path
         self.snaplen = snaplen
+        self.linktype = linktype
         self.records = 0
         self.records_saved = 0
         self._flushed = 0
@@ -107,7 +110,7 @@ class PcapWriter:
 
     def file_header(self) -> bytes:
         """What the file starts with; each file of a rotated capture starts with it too."""
-        return global_header(self.snaplen)
+        return global_header(self.snaplen, self.linktype)
 
     def record_size(self, incl_len: int) -> int:
         """Bytes one record of ``incl_len`` captured bytes takes in the file."""

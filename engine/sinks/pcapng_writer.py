@@ -44,13 +44,14 @@ def section_header_block(comment: str, application: str) -> bytes:
     return ng.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
 
 
-def interface_description_block(snaplen: int, if_name: str | None, if_filter: str | None) -> bytes:
+def interface_description_block(snaplen: int, if_name: str | None, if_filter: str | None,
+                                linktype: int = ng.LINKTYPE_ETHERNET) -> bytes:  # fmt: skip
     opts = [_option(ng.IF_NAME, _text(if_name))] if if_name else []
     opts.append(_option(ng.IF_TSRESOL, bytes([NANOSECONDS])))
     if if_filter:
         opts.append(_option(ng.IF_FILTER, bytes([ng.IF_FILTER_LIBPCAP]) + _text(if_filter)))
     opts.append(_option(ng.OPT_ENDOFOPT, b""))
-    body = {"linktype": ng.LINKTYPE_ETHERNET, "reserved": 0, "snaplen": snaplen, "options": opts}
+    body = {"linktype": linktype, "reserved": 0, "snaplen": snaplen, "options": opts}
     return ng.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
 
 
@@ -62,9 +63,9 @@ class PcapngWriter(PcapWriter):
 
     def __init__(self, path: str, snaplen: int, *, comment: str, application: str,
                  if_name: str | None = None, if_filter: str | None = None,
-                 buffer_size: int = 1 << 20) -> None:  # fmt: skip
+                 buffer_size: int = 1 << 20, linktype: int = ng.LINKTYPE_ETHERNET) -> None:  # fmt: skip
         self._header = section_header_block(comment, application) + interface_description_block(
-            snaplen, if_name, if_filter
+            snaplen, if_name, if_filter, linktype
         )
         self._pack_epb = _EPB.whole_struct().pack
         self._pack_trailer = _TRAILER.whole_struct().pack

@@ -20,6 +20,8 @@ from functools import cache
 from pcapconstrictor.formats import bpf as fb
 from pcapconstrictor.formats.layout import Layout
 
+from .record_batch import RecordBatch
+
 DLT_EN10MB = 1
 NETMASK = 0  # as tcpdump when it reads a file: "ip broadcast" means 255.255.255.255 (or 0.0.0.0)
 KERNEL_ACCEPT = 0xFFFFFFFF  # "keep the whole frame": the policy, not the filter, does the snap clamp
@@ -65,10 +67,17 @@ def libpcap() -> ctypes.CDLL:
     return lib
 
 
-def compile_filter(expression: str, snaplen: int, optimize: bool = True) -> list[Instruction]:
-    """The classic BPF program of a tcpdump expression, for Ethernet frames cut to ``snaplen``."""
+# pcap_open_dead takes the platform's DLT_*, which differs from the file's LINKTYPE_* only
+# below 104 (pcap/dlt.h); on Linux that is raw IP alone.
+_DLT_OF_LINKTYPE = {101: 12}
+
+
+def compile_filter(expression: str, snaplen: int, optimize: bool = True,
+                   linktype: int = DLT_EN10MB) -> list[Instruction]:  # fmt: skip
+    """The classic BPF program of a tcpdump expression, for frames of ``linktype`` (a
+    LINKTYPE_* value, Ethernet unless told) cut to ``snaplen``."""
     lib = libpcap()
-    handle = lib.pcap_open_dead(DLT_EN10MB, snaplen)
+    handle = lib.pcap_open_dead(_DLT_OF_LINKTYPE.get(linktype, linktype), snaplen)
     if not handle:
         raise FilterError("libpcap could not create a handle to compile the capture filter")
     program = ctypes.create_string_buffer(_PROGRAM.size)
@@ -275,16 +284,17 @@ class CaptureFilter:
     def select_batches(self, batches):
         """:meth:`select` over lists of frames: lists of the accepted ones."""
         for batch in batches:
-            kept = list(self.select(batch))
+            kept = RecordBatch(self.select(batch))
             if kept:
+                kept.linktype = getattr(batch, "linktype", DLT_EN10MB)  # what the frames are
                 yield kept
 
 
 @cache
-def capture_filter(expression: str, snaplen: int) -> CaptureFilter | None:
-    """The compiled filter, or None for an empty expression (no filter).  Cached: a run
-    compiles it once to fail early and uses it later."""
+def capture_filter(expression: str, snaplen: int, linktype: int = DLT_EN10MB) -> CaptureFilter | None:
+    """The compiled filter for frames of ``linktype``, or None for an empty expression (no
+    filter).  Cached: a run compiles it once to fail early and uses it later."""
     expression = expression.strip()
     if not expression:
         return None
-    return CaptureFilter(expression, tuple(compile_filter(expression, snaplen)))
+    return CaptureFilter(expression, tuple(compile_filter(expression, snaplen, linktype=linktype)))

@@ -114,21 +114,21 @@ class PcapReader:
         self.big_endian = big_endian
         self.nanosecond = values["magic_number"] == MAGIC_NANOSECONDS
         major, minor = values["version_major"], values["version_minor"]
-        if (major, minor) != (2, 4):
+        if major != 2:  # libpcap reads every 2.x file (issue 15), nothing else
             raise PcapReadError(
                 f"file offset {header.offset('version_major')}: "
                 f"unsupported classic PCAP version {major}.{minor}"
             )
+        # libpcap (sf-pcap.c): before 2.3 the record header held orig_len before incl_len;
+        # some 2.3 files were written either way, so there a caplen above len means swapped.
+        self.lengths_swapped = minor < 3
+        self.lengths_maybe_swapped = minor == 3
         self.snaplen = values["snaplen"]
         if self.snaplen == 0:
             raise PcapReadError(f"file offset {header.offset('snaplen')}: invalid PCAP snaplen 0")
+        # Every link type is read (issue 15); the decoder knows which it can look into.
         self.max_record_len = max(self.snaplen, MAX_RECORD_LEN)
         self.linktype = values["network"]
-        if self.linktype != LINKTYPE_ETHERNET:
-            raise PcapReadError(
-                f"file offset {header.offset('network')}: unsupported linktype {self.linktype}; "
-                "only Ethernet (DLT_EN10MB/1) is supported"
-            )
 
     def _read(self, size: int) -> bytes:
         """Up to ``size`` bytes (fewer only at EOF or on a short pipe read),
@@ -169,7 +169,7 @@ class PcapReader:
         chunk read; at the first bad record, the good ones before it come as a
         last list, then the §12.1 error is raised.  Single pass: the reader is
         a stream (stdin included), not a file view."""
-        unpack = _RECORD_HEADER[self.big_endian].whole_struct().unpack_from
+        unpack = self._record_unpacker()
         to_ns = 1 if self.nanosecond else 1000
         per_sec = 1_000_000_000 if self.nanosecond else 1_000_000
         hdr = RECORD_HEADER_SIZE
@@ -177,11 +177,14 @@ class PcapReader:
         pos = 0
         base = GLOBAL_HEADER_SIZE  # file offset of buf[0]
         index = 0
-        verbatim = not self.big_endian and not self.nanosecond
+        verbatim = not self.big_endian and not self.nanosecond and not self._lengths_reordered()
+        linktype = self.linktype
         largest = self.max_record_len
         while True:
             end = len(buf)
             frames = RecordBatch()
+            if linktype != LINKTYPE_ETHERNET:
+                frames.linktype = linktype
             append = frames.append
             first = pos
             irregular = False
@@ -222,6 +225,25 @@ class PcapReader:
             if not buf:
                 return  # clean EOF exactly at a record boundary
 
+    def _lengths_reordered(self) -> bool:
+        return self.lengths_swapped or self.lengths_maybe_swapped
+
+    def _record_unpacker(self):
+        """``unpack(buf, pos=0) -> (ts_sec, ts_frac, incl_len, orig_len)`` for this file's
+        version: the derived struct itself for 2.4, a reordering wrapper before it."""
+        raw = _RECORD_HEADER[self.big_endian].whole_struct().unpack_from
+        if not self._lengths_reordered():
+            return raw
+        always = self.lengths_swapped
+
+        def unpack(buf, pos: int = 0) -> tuple[int, int, int, int]:
+            sec, frac, first, second = raw(buf, pos)
+            if always or first > second:
+                return sec, frac, second, first
+            return sec, frac, first, second
+
+        return unpack
+
     def _complete_record(self, tail: bytes, base: int, index: int) -> bytes:
         """Header and payload of the record at file offset ``base`` whose
         first bytes are ``tail``, read up to its end; raises the §12.1 error
@@ -234,7 +256,7 @@ class PcapReader:
                     f"file offset {base}: unexpected EOF while reading packet header; "
                     f"{len(tail)} trailing byte(s) could not be processed"
                 )
-        _, _, incl, orig = _RECORD_HEADER[self.big_endian].whole_struct().unpack_from(tail)
+        _, _, incl, orig = self._record_unpacker()(tail)
         if incl > orig:
             raise PcapReadError(
                 f"packet {index} at file offset {base}: "

@@ -17,6 +17,7 @@ class RecordBatch(list):
     back to back, each exactly as the PCAP writer would write that frame whole
     (little endian, microseconds below 10**6, orig_len >= incl_len)."""
 
+    linktype = 1  # LINKTYPE_ETHERNET; a non-Ethernet input sets its own on each batch
     records: bytes | None = None
     records_at = 0
     records_count = 0

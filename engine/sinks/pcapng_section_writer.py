@@ -1,0 +1,136 @@
+"""pcapng output for a pcapng input (issue 15): the input's sections, interfaces, link types,
+timestamp resolutions, comments, Name Resolution and Decryption Secrets blocks, written back
+around the constricted packets.
+
+Each section keeps its byte order, so the blocks passed through are the input's bytes; only
+the Section Header Block is rebuilt (our comment and application added, section length
+unknown) and each Interface Description Block's snap length lowered to the output's.  A
+packet is written as an Enhanced Packet Block on its own interface, with its own timestamp
+ticks and options.  The reader queues the other blocks with their block numbers; before a
+packet the writer writes those that came before it, at close all that are left.  The
+blocks of the current section written so far open every further file of a rotated capture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
+from pcapconstrictor.formats import pcapng as ng
+from pcapconstrictor.formats.layout import Layout
+
+from .pcap_writer import PcapWriter
+
+_EPB = {big: Layout(ng.schemas(big).enhanced_packet_block_header) for big in (False, True)}
+_TRAILER = {big: Layout(ng.schemas(big).block_trailer) for big in (False, True)}
+_EPB_OVERHEAD = _EPB[False].size + _TRAILER[False].size
+_PADDING = [b"", b"\0\0\0", b"\0\0", b"\0"]  # by incl_len % 4
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
+
+
+class PcapngSections:
+    """What the files of one run share: the reader's queue and the current section's blocks
+    as written (for the next file of a rotated capture)."""
+
+    def __init__(self, reader: PcapngReader, snaplen: int, comment: str, application: str) -> None:
+        self.reader = reader
+        self.snaplen = snaplen
+        self.comment = comment
+        self.application = application
+        self.section: list[bytes] = []
+        self.big_endian = False
+        self.opened = False
+
+    def take(self, before: int | None) -> list[bytes]:
+        """The queued blocks numbered below ``before`` (all when None), as they are written."""
+        out = []
+        queue = self.reader.blocks
+        while queue and (before is None or queue[0][0] < before):
+            _, raw, big = queue.popleft()
+            block_type = ng.schemas(big).block_header.parse(raw).block_type
+            if block_type == ng.BLOCK_TYPE_SHB:
+                raw = self._section_header(raw, big)
+                self.section = []
+                self.big_endian = big
+            elif block_type == ng.BLOCK_TYPE_IDB:
+                raw = self._interface(raw, big)
+            self.section.append(raw)
+            out.append(raw)
+        return out
+
+    def _section_header(self, raw: bytes, big: bool) -> bytes:
+        schemas = ng.schemas(big)
+        shb = schemas.block.parse(raw)
+        kept = [o for o in shb.body.options if o.option_code not in (ng.SHB_USERAPPL, ng.OPT_ENDOFOPT)]
+        options = [{"option_code": ng.OPT_COMMENT, "option_value": _text(self.comment)}, *kept,
+                   {"option_code": ng.SHB_USERAPPL, "option_value": _text(self.application)},
+                   {"option_code": ng.OPT_ENDOFOPT, "option_value": b""}]  # fmt: skip
+        body = dict(shb.body, section_length=ng.SECTION_LENGTH_UNKNOWN, options=options)
+        return schemas.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
+
+    def _interface(self, raw: bytes, big: bool) -> bytes:
+        schemas = ng.schemas(big)
+        idb = schemas.block.parse(raw)
+        if idb.body.snaplen and idb.body.snaplen <= self.snaplen:
+            return raw
+        body = dict(idb.body, snaplen=self.snaplen)  # no packet is longer than the output's
+        return schemas.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
+
+
+class PcapngSectionWriter(PcapWriter):
+    """Writes the sections of a pcapng input, with the constricted packets, to ``path``."""
+
+    def __init__(self, path: str, sections: PcapngSections, buffer_size: int = 1 << 20) -> None:
+        self._sections = sections
+        super().__init__(path, sections.snaplen, buffer_size)
+
+    def file_header(self) -> bytes:
+        """The current section as written so far (a later file of a rotated capture); for
+        the first file, the blocks the reader has queued before its first packet."""
+        sections = self._sections
+        if not sections.opened:
+            sections.opened = True
+            return b"".join(sections.take(sections.reader.first_packet_block))
+        return b"".join(sections.section)
+
+    def record_size(self, incl_len: int) -> int:
+        return _EPB_OVERHEAD + incl_len + (-incl_len & 3)
+
+    def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
+                    lengths: Sequence[int]) -> None:  # fmt: skip
+        """One EPB per frame on its own interface with its own ticks and options, each
+        after the queued blocks that came before it in the input."""
+        payloads = self._payloads(frames, lengths)
+        append = self._parts.append
+        sections = self._sections
+        pending = self._pending
+        for (_, packet, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
+            for raw in sections.take(packet.block):  # type: ignore[union-attr]
+                append(raw)
+                pending += len(raw)
+            big = sections.big_endian
+            options = packet.options  # type: ignore[union-attr]
+            ticks = packet.ticks  # type: ignore[union-attr]
+            total = _EPB_OVERHEAD + incl_len + (-incl_len & 3) + len(options)
+            append(_EPB[big].whole_struct().pack(
+                ng.BLOCK_TYPE_EPB, total, packet.interface_id, (ticks >> 32) & 0xFFFFFFFF,  # type: ignore[union-attr]
+                ticks & 0xFFFFFFFF, incl_len, orig_len if orig_len > incl_len else incl_len,
+            ))  # fmt: skip
+            append(data)
+            append(_PADDING[incl_len & 3] + options + _TRAILER[big].whole_struct().pack(total))
+            pending += total
+        self._pending = pending
+        self.records += len(lengths)
+        if pending >= self._buffer_size:
+            self.flush()
+
+    def close(self) -> None:
+        """Write the blocks left after the last packet, then close."""
+        if self._file is not None and not self._failed:
+            for raw in self._sections.take(None):
+                self._append(raw)
+        super().close()
+

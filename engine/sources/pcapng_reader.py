@@ -1,0 +1,328 @@
+"""Streaming pcapng reader for the offline feed (issue 15).
+
+Block by block, in constant memory: sections of either byte order, any number of interfaces
+and link types, ``if_tsresol`` in powers of 10 and of 2, ``if_tsoffset``; Enhanced, Simple
+and obsolete Packet Blocks; other blocks are queued for a pcapng output to pass through
+(Name Resolution, Decryption Secrets, Interface Statistics, custom copyable) or skipped.
+Layouts come from ``formats/pcapng``.  Like the classic reader, every whole packet before a
+bad block is yielded first, then the error names the block (counted from 1) and its offset.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
+from pcapconstrictor.engine.sources.record_batch import RecordBatch
+from pcapconstrictor.formats import pcapng as ng
+from pcapconstrictor.formats.layout import Layout
+
+_HEADER = {big: Layout(ng.schemas(big).block_header) for big in (False, True)}
+_EPB = {big: Layout(ng.schemas(big).enhanced_packet_block_fixed) for big in (False, True)}
+_PB = {big: Layout(ng.schemas(big).packet_block_fixed) for big in (False, True)}
+_SPB = {big: Layout(ng.schemas(big).simple_packet_block_fixed) for big in (False, True)}
+_TRAILER = ng.BLOCK_TRAILER_SIZE
+_HEADER_SIZE = ng.BLOCK_HEADER_SIZE
+# Blocks a pcapng output carries over (draft §4.5-4.7, §5.2 custom blocks that may be copied).
+PASSED_THROUGH = frozenset({ng.BLOCK_TYPE_IDB, ng.BLOCK_TYPE_NRB, ng.BLOCK_TYPE_ISB, ng.BLOCK_TYPE_DSB,
+                            0x00000BAD})  # fmt: skip
+BATCH_FRAMES = 4096
+BATCH_BYTES = 1 << 20
+_MAX_SINGLE_READ = 16 << 20
+
+
+class PcapngPacket(bytes):
+    """A packet's bytes that remember where they came from, so a pcapng output can write
+    them back on their interface with their own timestamp ticks and options."""
+
+    block: int
+    interface_id: int
+    ticks: int
+    options: bytes
+
+
+@dataclass
+class Interface:
+    """One IDB: what the packets on it are and how their timestamps count."""
+
+    linktype: int
+    snaplen: int
+    units_per_second: int
+    offset_seconds: int
+
+
+class PcapngReader:
+    """pcapng packets as ``(ts_ns, data, orig_len)`` frames, batched by link type.
+
+    ``blocks`` queues ``(block number, raw block, big_endian)`` of the blocks a pcapng output
+    passes through, when ``keep_blocks`` is set; ``linktypes`` are those of every interface
+    met so far; ``require_linktype`` makes an interface of another link type an error."""
+
+    nanosecond = True
+    snaplen = 0
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.keep_blocks = True  # until the caller knows the output is not pcapng
+        self.blocks: deque[tuple[int, bytes, bool]] = deque()
+        self.linktypes: list[int] = []
+        self.require_linktype: int | None = None
+        self.interfaces: list[Interface] = []
+        self.big_endian = False
+        self._block_no = 0
+        self._offset = 0
+        self._close_file = path != "-"
+        self._remaining: int | None = None
+        if path == "-":
+            self._file = sys.stdin.buffer
+        else:
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                raise PcapReadError("failed to read input file size") from None
+            if not stat.S_ISREG(st.st_mode):
+                raise PcapReadError("failed to read input file size")
+            self._remaining = st.st_size
+            try:
+                self._file = open(path, "rb", buffering=1 << 20)  # closed in close()
+            except OSError:
+                raise PcapReadError("failed to open input file") from None
+        self._ahead: list = []
+        try:
+            self._ahead = list(self._packets_until_first())
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def linktype(self) -> int:
+        """The link type of the first interface (Ethernet if there is none)."""
+        return self.linktypes[0] if self.linktypes else ng.LINKTYPE_ETHERNET
+
+    @property
+    def first_packet_block(self) -> int | None:
+        """Before :meth:`batches` starts: the block number of the first packet (None if the
+        file has none), so a writer knows which queued blocks come before it."""
+        return self._ahead[0][1][1].block if self._ahead else None
+
+    # --- reading blocks
+    def _read(self, size: int) -> bytes:
+        pieces, got = [], 0
+        while got < size:
+            want = min(size - got, _MAX_SINGLE_READ)
+            if self._remaining is not None:
+                want = min(want, self._remaining)
+                if want <= 0:
+                    break
+            try:
+                piece = self._file.read(want)
+            except OSError as exc:
+                raise PcapReadError(f"failed to read input file: {exc.strerror}") from None
+            if not piece:
+                break
+            if self._remaining is not None:
+                self._remaining -= len(piece)
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
+
+    def _error(self, what: str) -> PcapReadError:
+        return PcapReadError(f"block {self._block_no} at file offset {self._offset}: {what}")
+
+    def _next_block(self) -> tuple[int, bytes] | None:
+        """``(block_type, whole block)`` of the next block, or None at a clean end."""
+        head = self._read(_HEADER_SIZE)
+        self._block_no += 1
+        if not head:
+            return None
+        if len(head) < _HEADER_SIZE:
+            raise self._error(f"unexpected EOF while reading block header; {len(head)} trailing "
+                              "byte(s) could not be processed")  # fmt: skip
+        big = self.big_endian
+        if head[:4] == b"\x0a\x0d\x0d\x0a":  # a new section: its byte-order magic decides
+            magic = self._read(4)
+            head += magic
+            if magic == b"\x1a\x2b\x3c\x4d":
+                big = True
+            elif magic == b"\x4d\x3c\x2b\x1a":
+                big = False
+            else:
+                raise self._error("invalid Section Header Block byte-order magic")
+        block_type, length = _HEADER[big].whole_struct().unpack_from(head)
+        if length < _HEADER_SIZE + _TRAILER + (len(head) - _HEADER_SIZE) or length % 4:
+            raise self._error(f"invalid block total length {length}")
+        rest = self._read(length - len(head))
+        if len(rest) < length - len(head):
+            available = len(head) + len(rest)
+            raise self._error(f"unexpected EOF while reading block body; expected {length} byte(s), "
+                              f"available {available} byte(s), "
+                              f"missing {length - available} byte(s)")  # fmt: skip
+        raw = head + rest
+        trailer = _HEADER[big].whole_struct().unpack_from(raw, length - 8)[1]
+        if trailer != length:
+            raise self._error(f"block total length {length} differs from the trailing copy {trailer}")
+        if block_type == ng.BLOCK_TYPE_SHB:
+            self._section(raw, big)
+        return block_type, raw
+
+    def _section(self, raw: bytes, big: bool) -> None:
+        body = ng.schemas(big).block.parse(raw).body
+        if body.major_version != 1:
+            raise self._error(f"unsupported pcapng version {body.major_version}.{body.minor_version}")
+        self.big_endian = big
+        self.interfaces = []
+
+    def _interface(self, raw: bytes) -> None:
+        schemas = ng.schemas(self.big_endian)
+        try:
+            body = schemas.block.parse(raw).body
+        except Exception as exc:  # construct's errors: a malformed options list
+            raise self._error(f"malformed Interface Description Block: {type(exc).__name__}") from None
+        units, offset = 10**ng.IF_TSRESOL_DEFAULT, 0
+        for opt in body.options:
+            if opt.option_code == ng.IF_TSRESOL and len(opt.option_value) == 1:
+                r = opt.option_value[0]
+                units = 2 ** (r & 0x7F) if r & 0x80 else 10**r
+            elif opt.option_code == ng.IF_TSOFFSET and len(opt.option_value) == 8:
+                offset = schemas.if_tsoffset.parse(opt.option_value)
+        if self.require_linktype is not None and body.linktype != self.require_linktype:
+            raise self._error(f"an interface of link type {body.linktype} cannot go to a classic "
+                              f"PCAP output of link type {self.require_linktype} "
+                              "(capture.format = pcap)")  # fmt: skip
+        self.interfaces.append(Interface(body.linktype, body.snaplen, units, offset))
+        if body.linktype not in self.linktypes:
+            self.linktypes.append(body.linktype)
+
+    # --- packets
+    def _packets_until_first(self) -> Iterator:
+        """At open: the first SHB and the blocks up to and including the first packet."""
+        first = self._next_block()
+        if first is None or first[0] != ng.BLOCK_TYPE_SHB:
+            raise self._error("not a pcapng Section Header Block")
+        self.blocks.append((self._block_no, first[1], self.big_endian))
+        self._offset = len(first[1])
+        for packet in self._packets():
+            yield packet
+            return
+
+    def _packets(self) -> Iterator[tuple[int, tuple[int, PcapngPacket, int]]]:
+        """``(linktype, frame)`` for every packet; other blocks are handled on the way."""
+        while True:
+            offset = self._offset
+            block = self._next_block()
+            if block is None:
+                return
+            block_type, raw = block
+            frame = None
+            if block_type == ng.BLOCK_TYPE_EPB:
+                frame = self._enhanced(raw)
+            elif block_type == ng.BLOCK_TYPE_SPB:
+                frame = self._simple(raw)
+            elif block_type == ng.BLOCK_TYPE_PB:
+                frame = self._obsolete(raw)
+            else:
+                if block_type == ng.BLOCK_TYPE_IDB:
+                    self._interface(raw)
+                if self.keep_blocks and (block_type in PASSED_THROUGH or block_type == ng.BLOCK_TYPE_SHB):
+                    self.blocks.append((self._block_no, raw, self.big_endian))
+            self._offset = offset + len(raw)
+            if frame is not None:
+                yield frame
+
+    def _on(self, interface_id: int) -> Interface:
+        if interface_id >= len(self.interfaces):
+            raise self._error(f"interface {interface_id} has no Interface Description Block")
+        return self.interfaces[interface_id]
+
+    def _frame(self, iface: Interface, interface_id: int, ticks: int, data: bytes, orig: int,
+               options: bytes) -> tuple[int, tuple[int, PcapngPacket, int]]:  # fmt: skip
+        packet = PcapngPacket(data)
+        packet.block, packet.interface_id, packet.ticks, packet.options = (
+            self._block_no, interface_id, ticks, options)  # fmt: skip
+        ts_ns = ticks * 1_000_000_000 // iface.units_per_second + iface.offset_seconds * 1_000_000_000
+        return iface.linktype, (ts_ns, packet, orig)
+
+    def _enhanced(self, raw: bytes):
+        layout = _EPB[self.big_endian]
+        start = _HEADER_SIZE + layout.size
+        if len(raw) < start + _TRAILER:
+            raise self._error("Enhanced Packet Block shorter than its fixed fields")
+        iface_id, upper, lower, incl, orig = layout.whole_struct().unpack_from(raw, _HEADER_SIZE)
+        end = start + incl
+        if end + (-incl % 4) > len(raw) - _TRAILER:
+            raise self._error(f"captured length {incl} exceeds the Enhanced Packet Block")
+        iface = self._on(iface_id)
+        options = raw[end + (-incl % 4) : len(raw) - _TRAILER]
+        return self._frame(iface, iface_id, upper << 32 | lower, raw[start:end], orig, options)
+
+    def _simple(self, raw: bytes):
+        layout = _SPB[self.big_endian]
+        start = _HEADER_SIZE + layout.size
+        if len(raw) < start + _TRAILER:
+            raise self._error("Simple Packet Block shorter than its fixed fields")
+        (orig,) = layout.whole_struct().unpack_from(raw, _HEADER_SIZE)
+        iface = self._on(0)
+        incl = min(orig, iface.snaplen or orig, len(raw) - _TRAILER - start)  # draft §4.4
+        return self._frame(iface, 0, 0, raw[start : start + incl], orig, b"")
+
+    def _obsolete(self, raw: bytes):
+        layout = _PB[self.big_endian]
+        start = _HEADER_SIZE + layout.size
+        if len(raw) < start + _TRAILER:
+            raise self._error("Packet Block shorter than its fixed fields")
+        iface_id, _, upper, lower, incl, orig = layout.whole_struct().unpack_from(raw, _HEADER_SIZE)
+        end = start + incl
+        if end + (-incl % 4) > len(raw) - _TRAILER:
+            raise self._error(f"captured length {incl} exceeds the Packet Block")
+        options = raw[end + (-incl % 4) : len(raw) - _TRAILER]
+        return self._frame(self._on(iface_id), iface_id, upper << 32 | lower, raw[start:end], orig, options)
+
+    def batches(self) -> Iterator[RecordBatch]:
+        """Frames in lists of one link type each (``.linktype``), up to ~1 MiB or 4096 frames;
+        at a bad block the good frames before it come as a last list, then the error."""
+        batch = RecordBatch()
+        size = 0
+        source = self._packets()
+        pending, self._ahead = self._ahead, []
+        try:
+            for linktype, frame in _chain(pending, source):
+                full = len(batch) >= BATCH_FRAMES or size >= BATCH_BYTES
+                if batch and (linktype != batch.linktype or full):
+                    yield batch
+                    batch, size = RecordBatch(), 0
+                batch.linktype = linktype
+                batch.append(frame)
+                size += len(frame[1])
+        except PcapReadError:
+            if batch:
+                yield batch
+            raise
+        if batch:
+            yield batch
+
+    def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
+        for batch in self.batches():
+            yield from batch
+
+    def close(self) -> None:
+        if self._file is not None and self._close_file:
+            self._file.close()
+        self._file = None
+
+    def __enter__(self) -> PcapngReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.close()
+
+
+def _chain(first: list, rest: Iterator) -> Iterator:
+    yield from first
+    yield from rest
