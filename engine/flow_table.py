@@ -10,10 +10,20 @@ state ``used`` (one dict lookup), instead of moving the entry to the back of
 the order (a delete and an insert per packet, the dearest part of a lookup in
 a large table).  Eviction takes the oldest entry; one marked since it was last
 looked at is unmarked and moved to the back instead.
+
+The order is a deque of keys beside the dict (the CLOCK's hand is its front),
+not the dict's own order: taking a dict's first key walks every slot emptied by
+earlier pops (CPython compacts only on resize), which made each eviction in a
+full table of a million flows cost a scan of hundreds of thousands of slots
+(issue 13 #5).  An entry deleted, expired or replaced stays in the deque, stale
+(the dict holds another state or none for its key), and is skipped when the
+hand reaches it; the stale entries are swept out when they could outnumber the
+live ones, so every operation is O(1) amortised.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
@@ -34,6 +44,7 @@ class FlowTable(Generic[S]):
         self.max_flows = max_flows
         self.idle_timeout_ns = idle_timeout_ns
         self.entries: dict[object, S] = {}
+        self.order: deque[tuple[object, S]] = deque()  # (key, state), oldest first; some stale
         self.last_seen: dict[object, int] = {}
         self.evictions = 0
         self.expirations = 0
@@ -65,9 +76,12 @@ class FlowTable(Generic[S]):
     def put(self, key: object, state: S, now_ns: int) -> S:
         """Store ``state`` for ``key`` (replacing any), evicting one entry if full."""
         entries = self.entries
-        entries.pop(key, None)
-        if len(entries) >= self.max_flows:
+        if entries.pop(key, None) is None and len(entries) >= self.max_flows:
             self._evict()
+        order = self.order
+        if len(order) >= 2 * self.max_flows:
+            self.order = order = deque(item for item in order if entries.get(item[0]) is item[1])
+        order.append((key, state))
         entries[key] = state
         if self.idle_timeout_ns:
             self.last_seen[key] = now_ns
@@ -75,13 +89,16 @@ class FlowTable(Generic[S]):
 
     def _evict(self) -> None:
         entries = self.entries
+        order = self.order
         while True:
-            oldest = next(iter(entries))
-            state = entries.pop(oldest)
+            oldest, state = order.popleft()
+            if entries.get(oldest) is not state:  # deleted, expired or replaced since
+                continue
             if state.used:  # second chance: to the back, unmarked
                 state.used = False
-                entries[oldest] = state
+                order.append((oldest, state))
                 continue
+            del entries[oldest]
             self.last_seen.pop(oldest, None)
             self.evictions += 1
             return
