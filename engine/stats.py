@@ -28,6 +28,7 @@ class Stats:
     kernel_drops: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
     flow_evictions: int = 0
+    link_down_events: int = 0  # issue 13 #7: the interface went down (and the capture went on)
 
     @property
     def bytes_saved(self) -> int:
@@ -40,6 +41,7 @@ class Stats:
         self.bytes_output += other.bytes_output
         self.receive_errors += other.receive_errors
         self.flow_evictions += other.flow_evictions
+        self.link_down_events += other.link_down_events
         for name in ("kernel_packets", "kernel_drops"):
             theirs = getattr(other, name)
             if theirs is not None:
@@ -65,6 +67,8 @@ class Stats:
         out += [f"{k}: {v}" for k, v in self.counters.items() if k not in UPSTREAM_COUNTERS]
         if self.flow_evictions:
             out.append(f"flow_evictions: {self.flow_evictions}")
+        if self.link_down_events:  # only then, so upstream's block stays
+            out.append(f"link_down_events: {self.link_down_events}")
         return out
 
     def block(self) -> str:
