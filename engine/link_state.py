@@ -34,10 +34,10 @@ class LinkWatch:
     """Follows a backend's link-down reports (its ``link_down_events`` counter) and, while
     the link is down, the interface's state at each turn of the live loop."""
 
-    def __init__(self, interface: str, ifindex: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, interface: str, ifindex: int, stream: TextIO | None = sys.stderr) -> None:
         self.interface = interface
         self.ifindex = ifindex
-        self.stream = stream
+        self.stream = stream  # None: follow the link without a word (all but one worker)
         self.down = False
         self._reported = 0
 
@@ -58,5 +58,7 @@ class LinkWatch:
             self._say(f"interface '{self.interface}' is up again; capturing")
 
     def _say(self, message: str) -> None:
+        if self.stream is None:
+            return
         self.stream.write(f"Live capture: {message}\n")
         self.stream.flush()

@@ -115,7 +115,8 @@ class LiveLoop:
     """SPEC §4: receive, constrict, write until a bound, a signal or an error."""
 
     def __init__(self, config: Config, backend, pipeline: Pipeline, writer: PcapWriter,
-                 stop: StopRequest, progress: LiveProgress | None) -> None:  # fmt: skip
+                 stop: StopRequest, progress: LiveProgress | None,
+                 link_reports: bool = True) -> None:  # fmt: skip
         self.backend, self.pipeline, self.writer = backend, pipeline, writer
         self.stop, self.progress = stop, progress
         self.max_packets = config["capture.max_packets"]
@@ -125,7 +126,8 @@ class LiveLoop:
         to_pipe = config["capture.output"] == "-"
         self.flush_each_batch = backend.flush_each_batch or interval_ms == 0 or to_pipe
         self.flush_period = interval_ms / 1000 if interval_ms else math.inf
-        self.link = LinkWatch(backend.packet_socket.interface, backend.packet_socket.ifindex)
+        socket = backend.packet_socket
+        self.link = LinkWatch(socket.interface, socket.ifindex, sys.stderr if link_reports else None)
 
     def run(self) -> str:
         """Capture; return the stop reason.  Raises CaptureError, PcapWriteError.  Whatever

@@ -41,7 +41,8 @@ class Stats:
         self.bytes_output += other.bytes_output
         self.receive_errors += other.receive_errors
         self.flow_evictions += other.flow_evictions
-        self.link_down_events += other.link_down_events
+        # every worker's socket sees the same link go down
+        self.link_down_events = max(self.link_down_events, other.link_down_events)
         for name in ("kernel_packets", "kernel_drops"):
             theirs = getattr(other, name)
             if theirs is not None:
