@@ -5,12 +5,21 @@ A new flow is what a SYN/ClientHello flood costs the TLS analyzer: a miss, then 
 ``get_or_create`` that stores a new ``TlsDirectionState`` (evicting one when full).
 The three rates must stay within 2x of each other: eviction is O(1) amortised.
 
+``--live``: the recorder (each backend) on a veth pair while bench/blaster.c sends a new TLS
+flow in every frame at ``--rate`` (50k/s) for ``--seconds``, ``general.max_flows`` set to
+``--live-max-flows`` so the table is full most of the run; it must report 0 kernel drops and
+write every frame.
+
     python bench/flow_flood.py [--max-flows N] [--count N]
+    sudo python bench/flow_flood.py --live [--rate 50000] [--seconds 6] [--live-max-flows 100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
 import time
 
 from pcapconstrictor.engine.compiled import build_description
@@ -42,11 +51,50 @@ def hit_ns(table: FlowTable[TlsDirectionState], first: int, count: int) -> float
     return (time.perf_counter() - start) / count * 1e9
 
 
+def live_flood(rate: int, seconds: float, max_flows: int) -> None:
+    """One run per backend: frames sent, written, kernel drops, flows evicted."""
+    from live import CPUS, RX_IF, SETTLE, LiveBench, _wait_for, unavailable  # bench/live.py
+
+    reason = unavailable()
+    if reason:
+        sys.exit(f"live flood: {reason}")
+    print(f"live flood: a new TLS flow per frame at {rate:,}/s for {seconds:g} s, max_flows {max_flows:,}")
+    with LiveBench(seconds) as bench:
+        for backend in ("recvmsg", "tpacket_v3"):
+            output, config = bench.tmp / "flood.pcap", bench.tmp / "flood.ini"
+            config.write_text(f"[general]\nmax_flows = {max_flows}\n[capture]\ninterface = {RX_IF}\n"
+                              f"backend = {backend}\noutput = {output}\n")  # fmt: skip
+            argv = ["ip", "netns", "exec", bench.rx, "taskset", "-c", f"1-{max(1, CPUS - 1)}", sys.executable, "-m",
+                    "pcapconstrictor.engine.cli", "--config", str(config)]  # fmt: skip
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            bench.processes.append(process)
+            _wait_for(process, "stdout", "Press Ctrl+C to stop.")
+            sent, took = bench.blast(rate, seconds, new_flows=True)
+            time.sleep(SETTLE)
+            process.send_signal(signal.SIGINT)
+            out, err = (s.decode(errors="replace") for s in process.communicate(timeout=120))
+            bench.processes.remove(process)
+            if "Final stats:\n" not in out:
+                raise RuntimeError(f"the recorder failed: {err.strip()}")
+            stats = dict(line.split(": ", 1) for line in out.split("Final stats:\n", 1)[1].splitlines())
+            print(f"  {backend:10s} sent {sent:,} in {took:.2f} s, written {int(stats['packets_total']):,}, "
+                  f"kernel drops {int(stats['kernel_drops']):,}, "
+                  f"flows evicted {int(stats.get('flow_evictions', 0)):,}")  # fmt: skip
+            output.unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-flows", type=int, default=1_048_576)
     parser.add_argument("--count", type=int, default=200_000, help="new flows timed at each fill level")
+    parser.add_argument("--live", action="store_true", help="the live flood instead (root)")
+    parser.add_argument("--rate", type=int, default=50_000, help="live: new flows per second")
+    parser.add_argument("--seconds", type=float, default=6.0, help="live: seconds of flood")
+    parser.add_argument("--live-max-flows", type=int, default=100_000, help="live: general.max_flows")
     args = parser.parse_args()
+    if args.live:
+        live_flood(args.rate, args.seconds, args.live_max_flows)
+        return
     size, count = args.max_flows, args.count
     print(f"flow table, max_flows {size}, {count} new flows per figure ({build_description()})")
     table: FlowTable[TlsDirectionState] = FlowTable(size)
