@@ -26,7 +26,8 @@ def filled(max_flows: int, keys: list[str], timeout_ns: int = 0) -> FlowTable[St
 
 def clock_order(table: FlowTable[State]) -> list[object]:
     """The live keys in the order the eviction hand will reach them."""
-    return [key for key, state in table.order if table.entries.get(key) is state]
+    order = zip(table.order_keys, table.order_states, strict=True)
+    return [key for key, state in order if table.entries.get(key) is state]
 
 
 def test_a_full_table_evicts_the_oldest_entry_not_used_since_and_counts_it():
@@ -110,7 +111,7 @@ def test_churn_of_deleted_flows_keeps_the_eviction_order_bounded():
     for i in range(10_000):
         table.put(i, State(), i)
         table.delete(i)
-    assert len(table) == 0 and len(table.order) <= 2 * table.max_flows
+    assert len(table) == 0 and len(table.order_keys) == len(table.order_states) <= 2 * table.max_flows
 
 
 def _insert_seconds(table: FlowTable[State], first: int, count: int) -> float:
