@@ -1,7 +1,9 @@
 /* The frame sender bench/live.py compiles (gcc -O2) into a temporary directory and runs:
  * 64-byte Ethernet/IPv4/UDP frames written to an AF_PACKET socket in sendmmsg() batches,
  * paced to a target rate, bounded by a count and by time.
- *   blaster IFACE DST_MAC PPS COUNT SECONDS FLOWS QUIC_EVERY
+ *   blaster IFACE DST_MAC PPS COUNT SECONDS FLOWS QUIC_EVERY [NEW_FLOWS]
+ * NEW_FLOWS 1: every frame is a new flow instead (TCP to 443 from another source address
+ * and port, its payload a TLS Handshake record header), the flood that fills flow tables.
  * Prints "<frames sent> <seconds taken>". */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,9 +55,34 @@ static void build(uint8_t *frame, const uint8_t *dst, int flow, int quic_every) 
     payload[8] = (uint8_t)flow;
 }
 
+/* Frame i of the new-flows flood: 198.18.x.y:(1024 + i % 60000) -> 198.18.0.1:443, where
+ * x.y numbers the i / 60000-th block of ports, a TCP ACK|PSH whose payload starts a TLS
+ * Handshake record, so the TLS analyzer stores a state for it. */
+static void build_new_flow(uint8_t *frame, const uint8_t *dst, long i) {
+    static const uint8_t src[6] = {0x02, 0x00, 0xc6, 0x12, 0x00, 0x02};
+    uint8_t *ip = frame + 14, *tcp = ip + 20, *payload = tcp + 20;
+    long block = 1 + i / 60000;
+    int port = 1024 + (int)(i % 60000);
+    memset(frame, 0, FRAME_LEN);
+    memcpy(frame, dst, 6);
+    memcpy(frame + 6, src, 6);
+    frame[12] = 0x08, frame[13] = 0x00;
+    ip[0] = 0x45, ip[2] = 0, ip[3] = FRAME_LEN - 14, ip[8] = 64, ip[9] = 6;
+    ip[12] = 198, ip[13] = 18, ip[14] = (uint8_t)(block >> 8), ip[15] = (uint8_t)block;
+    ip[16] = 198, ip[17] = 18, ip[18] = 0, ip[19] = 1;
+    uint16_t sum = checksum(ip, 20);
+    ip[10] = sum >> 8, ip[11] = sum & 0xFF;
+    tcp[0] = port >> 8, tcp[1] = port & 0xFF, tcp[2] = 443 >> 8, tcp[3] = 443 & 0xFF;
+    tcp[7] = 1;                      /* seq 1 */
+    tcp[12] = 5 << 4, tcp[13] = 0x18; /* 20-byte header, ACK|PSH */
+    tcp[14] = 0xFF, tcp[15] = 0xFF;  /* window; checksum left 0: nothing verifies it */
+    payload[0] = 0x16, payload[1] = 0x03, payload[2] = 0x01; /* Handshake, TLS 1.0 record */
+    payload[3] = 0x00, payload[4] = 0x05, payload[5] = 0x01; /* 5 bytes: a ClientHello start */
+}
+
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s IFACE DST_MAC PPS COUNT SECONDS FLOWS QUIC_EVERY\n", argv[0]);
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: %s IFACE DST_MAC PPS COUNT SECONDS FLOWS QUIC_EVERY [NEW_FLOWS]\n", argv[0]);
         return 2;
     }
     unsigned m[6];
@@ -64,7 +91,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 6; i++) dst[i] = (uint8_t)m[i];
     double pps = atof(argv[3]), seconds = atof(argv[5]);
     long count = atol(argv[4]);
-    int flows = atoi(argv[6]), quic_every = atoi(argv[7]);
+    int flows = atoi(argv[6]), quic_every = atoi(argv[7]), new_flows = argc == 9 && atoi(argv[8]);
     if (pps <= 0 || count <= 0 || seconds <= 0 || flows <= 0 || flows > 50000 || quic_every < 0) return 2;
     prctl(PR_SET_TIMERSLACK, 1UL); /* nanosleep() as short as asked */
 
@@ -76,6 +103,7 @@ int main(int argc, char **argv) {
     }
     setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
 
+    if (new_flows) flows = BATCH; /* one batch of frames, rebuilt before each send */
     uint8_t *frames = calloc((size_t)flows, FRAME_LEN);
     if (!frames) return 1;
     for (int f = 0; f < flows; f++) build(frames + (size_t)f * FRAME_LEN, dst, f, quic_every);
@@ -97,6 +125,7 @@ int main(int argc, char **argv) {
         }
         int n = count - sent < BATCH ? (int)(count - sent) : BATCH;
         for (int i = 0; i < n; i++) {
+            if (new_flows) build_new_flow(frames + (size_t)i * FRAME_LEN, dst, sent + i);
             iov[i].iov_base = frames + (size_t)((sent + i) % flows) * FRAME_LEN;
             iov[i].iov_len = FRAME_LEN;
             msgs[i].msg_hdr.msg_iov = &iov[i];

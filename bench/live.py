@@ -176,11 +176,13 @@ class LiveBench:
         self.namespaces.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def blast(self, rate: int, seconds: float, quic_every: int = 0) -> tuple[int, float]:
-        """Send ``rate`` frames/s for ``seconds``; (frames sent, seconds it took)."""
+    def blast(self, rate: int, seconds: float, quic_every: int = 0,
+              new_flows: bool = False) -> tuple[int, float]:  # fmt: skip
+        """Send ``rate`` frames/s for ``seconds``; (frames sent, seconds it took).  ``new_flows``:
+        every frame a new TLS flow (bench/flow_flood.py)."""
         count = max(1, int(rate * seconds))
         out = _run("ip", "netns", "exec", self.tx, "taskset", "-c", "0", str(self.blaster), TX_IF, OTHER_MAC,
-                   str(rate), str(count), str(seconds), str(FLOWS), str(quic_every),
+                   str(rate), str(count), str(seconds), str(FLOWS), str(quic_every), str(int(new_flows)),
                    timeout=seconds * 2 + 30)  # fmt: skip
         sent, took = out.split()
         return int(sent), float(took)

@@ -172,7 +172,8 @@ def test_an_unknown_format_is_a_configuration_error(tmp_path):
     result = run_cli("--config", str(config), "--offline-input", "in.pcap")
     assert result.returncode == 1
     assert result.stderr.decode() == (
-        f"Configuration error: {config}:2: invalid value for capture.format; expected auto, pcap, or pcapng: format = erf\n"
+        f"Configuration error: {config}:2: invalid value for capture.format; "
+        "expected auto, pcap, or pcapng: format = erf\n"
     )
 
 

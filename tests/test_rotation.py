@@ -20,6 +20,7 @@ import pytest
 from netns import CAP4, CAP_IF, read_pcap, stop, wait_for_line
 
 from conftest import GOLDEN, ROOT, run_cli
+from pcapconstrictor.engine.sinks.rotation import FileNames, RotatingSink
 
 CASE = GOLDEN / "ipv6_ipv4_test_1"  # 130 packets over 94 seconds
 RECORDER = (sys.executable, "-m", "pcapconstrictor.engine")
@@ -217,3 +218,44 @@ def test_a_rotated_offline_run_names_the_files_it_wrote_not_the_pattern(tmp_path
     files = sorted(str(p) for p in tmp_path.glob("r*.pcap"))
     assert len(files) > 1 and named == f"{files[0]} .. {files[-1]} ({len(files)} files)"
     assert not out.exists()
+
+
+class CountingFile:
+    """A rotated file that only counts what reaches it, and how."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.records, self.bytes_written, self.batches = path, 0, 24, 0
+
+    def record_size(self, incl_len: int) -> int:
+        return 16 + incl_len
+
+    @property
+    def records_saved(self) -> int:
+        return self.records
+
+    def write(self, ts_ns, data, incl_len, orig_len) -> None:
+        self.write_batch([(ts_ns, data, orig_len)], [incl_len])
+
+    def write_batch(self, frames, lengths) -> None:
+        self.batches += 1
+        self.records += len(lengths)
+        self.bytes_written += sum(16 + n for n in lengths)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_batch_reaches_each_rotated_file_in_one_write_not_record_by_record(tmp_path):
+    """Issue 13 #9: record by record, rotation cost enough to drop frames at 50k/s."""
+    opened: list[CountingFile] = []
+
+    def open_file(path: str) -> CountingFile:
+        opened.append(CountingFile(path))
+        return opened[-1]
+
+    names = FileNames(str(tmp_path / "r.pcap"), by_size=True)
+    sink = RotatingSink(open_file, names, rotate_bytes=24 + 10 * 116)  # 10 records of 116 bytes
+    frames = [(i, b"x" * 100, 100) for i in range(25)]
+    sink.write_batch(frames, [100] * 25)
+    assert [(f.records, f.batches) for f in opened] == [(10, 1), (10, 1), (5, 1)]
+    assert sink.records == 25

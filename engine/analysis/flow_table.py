@@ -10,10 +10,20 @@ state ``used`` (one dict lookup), instead of moving the entry to the back of
 the order (a delete and an insert per packet, the dearest part of a lookup in
 a large table).  Eviction takes the oldest entry; one marked since it was last
 looked at is unmarked and moved to the back instead.
+
+The order is kept in deques beside the dict (the CLOCK's hand is their front),
+not the dict's own order: taking a dict's first key walks every slot emptied by
+earlier pops (CPython compacts only on resize), which made each eviction in a
+full table of a million flows cost a scan of hundreds of thousands of slots
+(issue 13 #5).  An entry deleted, expired or replaced stays in the deques, stale
+(the dict holds another state or none for its key), and is skipped when the
+hand reaches it; the stale entries are swept out when they could outnumber the
+live ones, so every operation is O(1) amortised.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
@@ -34,6 +44,10 @@ class FlowTable(Generic[S]):
         self.max_flows = max_flows
         self.idle_timeout_ns = idle_timeout_ns
         self.entries: dict[object, S] = {}
+        # the order, oldest first, as two deques side by side (no tuple per entry for the
+        # cyclic GC to walk): key i was stored with state i; some are stale
+        self.order_keys: deque[object] = deque()
+        self.order_states: deque[S] = deque()
         self.last_seen: dict[object, int] = {}
         self.evictions = 0
         self.expirations = 0
@@ -65,23 +79,41 @@ class FlowTable(Generic[S]):
     def put(self, key: object, state: S, now_ns: int) -> S:
         """Store ``state`` for ``key`` (replacing any), evicting one entry if full."""
         entries = self.entries
-        entries.pop(key, None)
-        if len(entries) >= self.max_flows:
+        if entries.pop(key, None) is None and len(entries) >= self.max_flows:
             self._evict()
+        if len(self.order_keys) >= 2 * self.max_flows:
+            self._drop_stale()
+        self.order_keys.append(key)
+        self.order_states.append(state)
         entries[key] = state
         if self.idle_timeout_ns:
             self.last_seen[key] = now_ns
         return state
 
+    def _drop_stale(self) -> None:
+        entries = self.entries
+        keys: deque[object] = deque()
+        states: deque[S] = deque()
+        for key, state in zip(self.order_keys, self.order_states, strict=True):
+            if entries.get(key) is state:
+                keys.append(key)
+                states.append(state)
+        self.order_keys, self.order_states = keys, states
+
     def _evict(self) -> None:
         entries = self.entries
+        keys, states = self.order_keys, self.order_states
         while True:
-            oldest = next(iter(entries))
-            state = entries.pop(oldest)
+            oldest = keys.popleft()
+            state = states.popleft()
+            if entries.get(oldest) is not state:  # deleted, expired or replaced since
+                continue
             if state.used:  # second chance: to the back, unmarked
                 state.used = False
-                entries[oldest] = state
+                keys.append(oldest)
+                states.append(state)
                 continue
+            del entries[oldest]
             self.last_seen.pop(oldest, None)
             self.evictions += 1
             return

@@ -17,11 +17,13 @@ from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWriteError, PcapWriter
 from pcapconstrictor.engine.sources.interfaces import link_type_problem
+from pcapconstrictor.engine.sources.link_state import LinkWatch
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 
 from .pipeline import Pipeline, make_pipeline
 
 MAX_WAIT_MS = 1000  # the longest a receive may block: how soon a signal is noticed (SPEC §4, §18)
+DRAIN_SECONDS = 1.0  # at a stop, the longest spent writing what the kernel already holds
 PROGRESS_PERIOD = 1.0
 
 
@@ -119,7 +121,8 @@ class LiveLoop:
     """SPEC §4: receive, constrict, write until a bound, a signal or an error."""
 
     def __init__(self, config: Config, backend, pipeline: Pipeline, writer: PcapWriter,
-                 stop: StopRequest, progress: LiveProgress | None) -> None:  # fmt: skip
+                 stop: StopRequest, progress: LiveProgress | None,
+                 link_reports: bool = True) -> None:  # fmt: skip
         self.backend, self.pipeline, self.writer = backend, pipeline, writer
         self.stop, self.progress = stop, progress
         self.max_packets = config["capture.max_packets"]
@@ -129,9 +132,46 @@ class LiveLoop:
         to_pipe = config["capture.output"] == "-"
         self.flush_each_batch = backend.flush_each_batch or interval_ms == 0 or to_pipe
         self.flush_period = interval_ms / 1000 if interval_ms else math.inf
+        socket = backend.packet_socket
+        self.link = LinkWatch(socket.interface, socket.ifindex, sys.stderr if link_reports else None)
 
     def run(self) -> str:
-        """Capture; return the stop reason.  Raises CaptureError, PcapWriteError."""
+        """Capture; return the stop reason.  Raises CaptureError, PcapWriteError.  Whatever
+        the reason (but a max_packets bound met), the frames the kernel already holds in the
+        socket or the ring are written first (issue 13 #7, #9)."""
+        try:
+            reason = self._capture()
+        except CaptureError:
+            try:
+                self.drain()
+            except CaptureError:
+                pass  # the first error is the one to report
+            raise
+        self.drain()
+        return reason
+
+    def drain(self) -> None:
+        """Receive and write until the kernel has nothing more to hand over, a bound is met
+        or DRAIN_SECONDS have passed (traffic that keeps coming does not hold a stop up)."""
+        backend, pipeline = self.backend, self.pipeline
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while not (self.max_packets and pipeline.packets >= self.max_packets):
+            left_ms = math.floor((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                return
+            frames = backend.receive(min(backend.drain_wait_ms, left_ms))
+            if not frames:
+                return
+            self._write(frames)
+
+    def _write(self, frames) -> None:
+        if self.max_packets:
+            frames = frames[: self.max_packets - self.pipeline.packets]
+        self.pipeline.run_batch(frames)
+        if self.flush_each_batch:
+            self.writer.flush()
+
+    def _capture(self) -> str:
         backend, pipeline, writer = self.backend, self.pipeline, self.writer
         start = time.monotonic()
         end = start + self.duration if self.duration else math.inf
@@ -152,11 +192,8 @@ class LiveLoop:
             wake = min(end, flush_due, self.progress.due if self.progress else math.inf)
             frames = backend.receive(max(1, min(MAX_WAIT_MS, math.ceil((wake - now) * 1000))))
             if frames:
-                if self.max_packets:
-                    frames = frames[: self.max_packets - pipeline.packets]
-                pipeline.run_batch(frames)
-                if self.flush_each_batch:
-                    writer.flush()
+                self._write(frames)
+            self.link.check(backend.link_down_events)  # raises CaptureError once it is deleted
 
 
 def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> int:
@@ -217,6 +254,7 @@ def final_stats(pipeline: Pipeline, backend):
     """The pipeline's stats with the backend's receive errors and kernel counters."""
     stats = pipeline.stats()
     stats.receive_errors = backend.receive_errors
+    stats.link_down_events = backend.link_down_events
     kernel = backend.kernel_statistics()
     if kernel is not None:
         stats.kernel_packets, stats.kernel_drops = kernel

@@ -19,6 +19,7 @@ class Stats:
     flow_evictions: int = 0
     packets_written: int | None = None  # None: every packet; less after a failed write (issue 13)
     filtered_out: int | None = None  # offline with a capture filter: input frames it rejected
+    link_down_events: int = 0  # issue 13 #7: the interface went down (and the capture went on)
 
     @property
     def written(self) -> int:
@@ -37,6 +38,8 @@ class Stats:
         self.bytes_output += other.bytes_output
         self.receive_errors += other.receive_errors
         self.flow_evictions += other.flow_evictions
+        # every worker's socket sees the same link go down
+        self.link_down_events = max(self.link_down_events, other.link_down_events)
         for name in ("kernel_packets", "kernel_drops"):
             theirs = getattr(other, name)
             if theirs is not None:
@@ -64,6 +67,8 @@ class Stats:
             out.append(f"flow_evictions: {self.flow_evictions}")
         if self.filtered_out is not None:
             out.append(f"filtered_out: {self.filtered_out}")
+        if self.link_down_events:  # only then, so upstream's block stays
+            out.append(f"link_down_events: {self.link_down_events}")
         return out
 
     def block(self) -> str:

@@ -365,7 +365,8 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
             writer.close()
             return None
         counted = pipeline if total is None else SharedBudget(pipeline, total, config["capture.max_packets"])
-        loop = LiveLoop(config, FramesSinceStart(backend, start_ns), counted, writer, stop, None)
+        loop = LiveLoop(config, FramesSinceStart(backend, start_ns), counted, writer, stop, None,
+                        link_reports=index == 0)  # one report of a link down, not one per worker
         try:
             reason = loop.run()
         except CaptureError as e:

@@ -156,6 +156,12 @@ class RotatingSink:
         return self._current
 
     def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
+        self._file_for(ts_ns, incl_len).write(ts_ns, data, incl_len, orig_len)
+        self.records += 1
+
+    def _file_for(self, ts_ns: int, incl_len: int):
+        """The file the next record goes to: a new one when it starts a new interval or would
+        take the current one past the size limit."""
         current = self._current
         if self._period:
             if self._boundary is None:
@@ -170,13 +176,41 @@ class RotatingSink:
         if (self._limit and current.records
                 and current.bytes_written + current.record_size(incl_len) > self._limit):  # fmt: skip
             current = self._rotate(ts_ns)
-        current.write(ts_ns, data, incl_len, orig_len)
-        self.records += 1
+        return current
 
     def write_batch(self, frames, lengths) -> None:
-        """Record by record: any record may start a new file."""
-        for (ts_ns, data, orig_len), incl_len in zip(frames, lengths, strict=True):
-            self.write(ts_ns, data, incl_len, orig_len)
+        """Each run of records that stays in one file goes to it in one write_batch: record
+        by record costs several times more, enough to drop frames at 50k/s (issue 13 #9)."""
+        count = len(lengths)
+        if len(frames) != count:
+            raise ValueError(f"{len(frames)} frames but {count} lengths")
+        start = 0
+        while start < count:
+            current = self._file_for(frames[start][0], lengths[start])
+            end = self._run_end(frames, lengths, start, current)
+            if start == 0 and end == count:
+                current.write_batch(frames, lengths)  # the whole batch: a RecordBatch stays one
+            else:
+                current.write_batch(frames[start:end], lengths[start:end])
+            self.records += end - start
+            start = end
+
+    def _run_end(self, frames, lengths, start: int, current) -> int:
+        """Past the last record from ``start`` on that ``current`` takes without a rotation
+        (the first always: :meth:`_file_for` chose the file for it)."""
+        boundary = self._boundary if self._period else None
+        room = self._limit - current.bytes_written if self._limit else None
+        record_size = current.record_size
+        end = start
+        for ts_ns, _, _ in frames[start:] if start else frames:
+            if end > start and boundary is not None and ts_ns >= boundary:
+                break
+            if room is not None:
+                room -= record_size(lengths[end])
+                if end > start and room < 0:
+                    break
+            end += 1
+        return end
 
     def flush(self) -> None:
         self._current.flush()

@@ -134,6 +134,14 @@ class PacketSocket:
             raise os_failure("failed to read the PACKET_FANOUT group id", exc) from None
         return _FANOUT.unpack(raw)[0] & 0xFFFF
 
+    def take_error(self) -> int:
+        """The socket's pending error (SO_ERROR, cleared by reading it): ENETDOWN after the
+        interface went down or was deleted; 0 if none."""
+        try:
+            return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as exc:
+            return exc.errno or errno.EIO
+
     def read_statistics(self, v3: bool) -> tuple[int, int] | None:
         """Running totals of PACKET_STATISTICS (tp_packets includes the drops).  The
         kernel resets its counters on each read, so every read is added up here."""

@@ -42,6 +42,8 @@ class RecvmsgCapture:
 
     def __init__(self, interface: str, promiscuous: bool, max_capture_len: int, capture_filter=None) -> None:
         self.receive_errors = 0
+        self.link_down_events = 0  # ENETDOWN reports: the interface went down (engine/link_state.py)
+        self.drain_wait_ms = 0  # what the kernel holds is in the socket's queue already
         self.buffer_size = max(max_capture_len, 65535)
         self._pending_error: CaptureError | None = None
         self.packet_socket = PacketSocket(interface, capture_filter)
@@ -106,6 +108,9 @@ class RecvmsgCapture:
             except BlockingIOError:
                 break
             except OSError as exc:
+                if exc.errno == errno.ENETDOWN:  # reported once; the queued frames follow
+                    self.link_down_events += 1
+                    continue
                 self.receive_errors += 1
                 if exc.errno in _RETRY_ERRNOS:
                     continue

@@ -10,6 +10,7 @@ kernel can refill it while the frames are constricted and written.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import select
 import struct
@@ -107,6 +108,9 @@ class TpacketCapture:
         self.block_size = block_size
         self.block_count = block_count
         self.receive_errors = 0
+        self.link_down_events = 0  # ENETDOWN reports: the interface went down (engine/link_state.py)
+        # a stop waits this long once for the block being filled: the kernel hands it over then
+        self.drain_wait_ms = block_timeout_ms + 50
         self._block = 0  # the next block to read, in ring order
         self.ring: mmap.mmap | None = None
         self.packet_socket = PacketSocket(interface, capture_filter)
@@ -159,7 +163,9 @@ class TpacketCapture:
             self.receive_errors += 1
             raise CaptureError(f"failed to poll TPACKET_V3 socket: {exc.strerror}") from None
         for _fd, revents in events:
-            if revents & (select.POLLERR | select.POLLNVAL | select.POLLHUP):
+            if revents & select.POLLERR and self.packet_socket.take_error() == errno.ENETDOWN:
+                self.link_down_events += 1  # not an error: the frames already in the ring stay
+            elif revents & (select.POLLERR | select.POLLNVAL | select.POLLHUP):
                 self.receive_errors += 1
                 raise CaptureError("TPACKET_V3 poll reported a socket error")
 

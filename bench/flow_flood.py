@@ -1,0 +1,131 @@
+"""Flow-table flood (issue 13 #5): the rate of new flows into an empty, a half-full
+and a full table of ``max_flows`` (default 1,048,576), and the cost of a hit.
+
+A new flow is what a SYN/ClientHello flood costs the TLS analyzer: a miss, then a
+``get_or_create`` that stores a new ``TlsDirectionState`` (evicting one when full).
+The three rates must stay within 2x of each other: eviction is O(1) amortised.  Timed in
+process CPU time, so other processes on the machine move the figures less.
+
+``--live``: the recorder (each backend) on a veth pair while bench/blaster.c sends a new TLS
+flow in every frame at ``--rate`` (50k/s) for ``--seconds``, ``general.max_flows`` set to
+``--live-max-flows`` so the table is full most of the run; it must report 0 kernel drops and
+write every frame.
+
+    python bench/flow_flood.py [--max-flows N] [--count N]
+    sudo python bench/flow_flood.py --live [--rate 50000] [--seconds 6] [--live-max-flows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import signal
+import subprocess
+import sys
+import time
+
+from pcapconstrictor.engine.analysis.flow_table import FlowTable
+from pcapconstrictor.engine.analysis.tls import TlsDirectionState
+from pcapconstrictor.engine.compiled import build_description
+
+SRC, DST = b"\xc6\x12\x00\x01", b"\xc6\x13\x00\x01"  # 198.18.0.1 -> 198.19.0.1
+
+
+def key(i: int) -> tuple[bytes, bytes, int, int]:
+    """A TCP 4-tuple as the TLS analyzer keys its flows: a new one per ``i``."""
+    return (SRC, DST, 1024 + i % 60_000, 443 + i // 60_000)
+
+
+def insert_rate(table: FlowTable[TlsDirectionState], first: int, count: int, collect: bool = True) -> float:
+    """New flows per second, keys made beforehand so only the table is timed.  ``collect``
+    False: with the cyclic GC off, whose full passes over a heap of a million states land
+    in one window or another and blur the comparison (they cost the same per insert over
+    a long run: a pass comes every time the heap has grown by a quarter)."""
+    keys = [key(i) for i in range(first, first + count)]
+    if not collect:
+        gc.disable()
+    try:
+        start = time.process_time()
+        for k in keys:
+            table.get_or_create(k, 0, TlsDirectionState)
+        return count / (time.process_time() - start)
+    finally:
+        gc.enable()
+
+
+def hit_ns(table: FlowTable[TlsDirectionState], first: int, count: int) -> float:
+    keys = [key(i) for i in range(first, first + count)]
+    start = time.process_time()
+    for k in keys:
+        table.get(k, 0)
+    return (time.process_time() - start) / count * 1e9
+
+
+def live_flood(rate: int, seconds: float, max_flows: int) -> None:
+    """One run per backend: frames sent, written, kernel drops, flows evicted."""
+    from live import CPUS, RX_IF, SETTLE, LiveBench, _wait_for, unavailable  # bench/live.py
+
+    reason = unavailable()
+    if reason:
+        sys.exit(f"live flood: {reason}")
+    print(f"live flood: a new TLS flow per frame at {rate:,}/s for {seconds:g} s, max_flows {max_flows:,}")
+    with LiveBench(seconds) as bench:
+        for backend in ("recvmsg", "tpacket_v3"):
+            output, config = bench.tmp / "flood.pcap", bench.tmp / "flood.ini"
+            config.write_text(f"[general]\nmax_flows = {max_flows}\n[capture]\ninterface = {RX_IF}\n"
+                              f"backend = {backend}\noutput = {output}\n")  # fmt: skip
+            argv = ["ip", "netns", "exec", bench.rx, "taskset", "-c", f"1-{max(1, CPUS - 1)}",
+                    sys.executable, "-m", "pcapconstrictor.engine", "--config", str(config)]  # fmt: skip
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            bench.processes.append(process)
+            _wait_for(process, "stdout", "Press Ctrl+C to stop.")
+            sent, took = bench.blast(rate, seconds, new_flows=True)
+            time.sleep(SETTLE)
+            process.send_signal(signal.SIGINT)
+            out, err = (s.decode(errors="replace") for s in process.communicate(timeout=120))
+            bench.processes.remove(process)
+            if "Final stats:\n" not in out:
+                raise RuntimeError(f"the recorder failed: {err.strip()}")
+            stats = dict(line.split(": ", 1) for line in out.split("Final stats:\n", 1)[1].splitlines())
+            print(f"  {backend:10s} sent {sent:,} in {took:.2f} s, written {int(stats['packets_total']):,}, "
+                  f"kernel drops {int(stats['kernel_drops']):,}, "
+                  f"flows evicted {int(stats.get('flow_evictions', 0)):,}")  # fmt: skip
+            output.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-flows", type=int, default=1_048_576)
+    parser.add_argument("--count", type=int, default=200_000, help="new flows timed at each fill level")
+    parser.add_argument("--live", action="store_true", help="the live flood instead (root)")
+    parser.add_argument("--rate", type=int, default=50_000, help="live: new flows per second")
+    parser.add_argument("--seconds", type=float, default=6.0, help="live: seconds of flood")
+    parser.add_argument("--live-max-flows", type=int, default=100_000, help="live: general.max_flows")
+    args = parser.parse_args()
+    if args.live:
+        live_flood(args.rate, args.seconds, args.live_max_flows)
+        return
+    size, count = args.max_flows, args.count
+    print(f"flow table, max_flows {size}, {count} new flows per figure ({build_description()})")
+    print(f"  {'':16s} {'GC off':>8s} {'GC on':>8s}  (k new flows/s)")
+    spreads = []
+    for collect in (False, True):
+        table: FlowTable[TlsDirectionState] = FlowTable(size)
+        rates = {"empty": insert_rate(table, 0, count, collect)}
+        insert_rate(table, count, size // 2 - count)
+        rates["half full"] = insert_rate(table, size // 2, count, collect)
+        insert_rate(table, size // 2 + count, size - size // 2 - count)
+        rates["full (evicting)"] = insert_rate(table, size, count, collect)
+        rates["full, again"] = insert_rate(table, size + count, count, collect)
+        spreads.append(max(rates.values()) / min(rates.values()))
+        if not collect:
+            off = rates
+    for name, rate in rates.items():
+        print(f"  {name:16s} {off[name] / 1000:8.1f} {rate / 1000:8.1f}")
+    print(f"  fastest/slowest  {spreads[0]:7.2f}x {spreads[1]:7.2f}x  (target: < 2x)")
+    print(f"  hit              {hit_ns(table, size + count, count):8.1f} ns")
+    print(f"  evictions        {table.evictions}")
+
+
+if __name__ == "__main__":
+    main()
