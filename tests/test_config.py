@@ -41,6 +41,13 @@ DEFAULTS = {
     "quic.require_dcid_match": False,
     "quic.allow_short_header_without_known_dcid": True,
     "stats.enabled": True,
+    # issue 16: every protocol beyond TLS and QUIC is off unless switched on
+    "wireguard.enabled": False,
+    "wireguard.ports": (51820,),
+    "wireguard.keep_bytes": 0,
+    "ipsec.enabled": False,
+    "ipsec.nat_t_ports": (4500,),
+    "ipsec.keep_bytes": 0,
 }
 
 

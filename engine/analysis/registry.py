@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from .decode import Decoded
 from .facts import Fact
+from .ipsec import IPSEC_FACTS, IpsecAnalyzer
 from .quic import QUIC_FACTS, QuicAnalyzer
 from .tls import BOUNDARY_MODES, TLS_FACTS, TlsAnalyzer
+from .wireguard import WIREGUARD_FACTS, WireguardAnalyzer
 
 
 @dataclass(frozen=True)
@@ -53,4 +55,6 @@ ANALYZERS: dict[str, AnalyzerSpec] = {
         **_FLOW_OPTIONS,
     }),
     "quic": AnalyzerSpec("quic", QuicAnalyzer, QUIC_FACTS, "q", "udp", dict(_FLOW_OPTIONS)),
+    "wireguard": AnalyzerSpec("wireguard", WireguardAnalyzer, WIREGUARD_FACTS, "w", "udp", {}),
+    "ipsec": AnalyzerSpec("ipsec", IpsecAnalyzer, IPSEC_FACTS, "e", "ip", {}),
 }  # fmt: skip
