@@ -26,6 +26,7 @@ from protocol_captures import (
     tshark_fields,
 )  # fmt: skip
 
+from conftest import run_cli
 from pcapconstrictor.engine.analysis.wireguard import WireguardAnalyzer
 
 WG_SECTION = "[wireguard]\nenabled = true\n"
@@ -159,3 +160,18 @@ def test_without_a_wireguard_section_the_capture_is_not_cut(ns, tunnel, tmp_path
         stop_tcpdump(tcpdump)
     output, _ = constrict(tmp_path, capture, "")
     assert [r.data for r in records(output)] == [r.data for r in records(capture)]
+
+
+def test_explain_shows_the_wireguard_rule_and_its_facts(tmp_path):
+    scapy = pytest.importorskip("scapy.all", reason="scapy (the [test] extra) writes the capture")
+    payload = bytes([4, 0, 0, 0]) + struct.pack("<IQ", 1, 2) + bytes(1000)
+    frame = scapy.Ether() / scapy.IP(src=CAP4, dst=PEER4) / scapy.UDP(sport=PORT, dport=PORT) / payload
+    capture = tmp_path / "one.pcap"
+    scapy.wrpcap(str(capture), [frame])
+    config = tmp_path / "wg.ini"
+    config.write_text(f"[capture]\noutput = {tmp_path / 'out.pcap'}\n{WG_SECTION}")
+    result = run_cli("explain", "--config", str(config), "--offline-input", str(capture), "--packet", "1")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert "MATCH wireguard.transport_data" in text and "wireguard.data_header_len=16" in text
+    assert "reason wireguard_transport_data_constricted" in text

@@ -38,8 +38,8 @@ def fact_values(names: list[str], section: str, data: bytes, orig_len: int, trac
     n = len(data)
     env = {
         "n": n, "orig_len": orig_len, "eff": min(n, orig_len), "inconsistent": orig_len < n,
-        "t": trace.facts, "q": trace.facts,
     }  # fmt: skip
+    env.update((spec.var, trace.facts) for spec in ANALYZERS.values())  # each analyzer's facts variable
     if trace.decoded is not None:
         env.update((DECODED + name, value) for name, value in zip(FIELDS, trace.decoded, strict=True))
     table = facts_for(section)
