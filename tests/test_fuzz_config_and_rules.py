@@ -44,6 +44,11 @@ LINE_MESSAGES = {
     "invalid boolean for [quic]", "invalid port list for quic.ports", "invalid unsigned integer for [quic]",
     "unknown key in [quic]", "unknown key in [stats]", "invalid boolean for stats.enabled",
     "invalid value for capture.format; expected auto, pcap, or pcapng",  # issue 8
+    # issue 16: one section per protocol
+    "invalid boolean for wireguard.enabled", "invalid port list for wireguard.ports",
+    "invalid unsigned integer for wireguard.keep_bytes", "unknown key in [wireguard]",
+    "invalid boolean for ipsec.enabled", "invalid port list for ipsec.nat_t_ports",
+    "invalid unsigned integer for ipsec.keep_bytes", "unknown key in [ipsec]",
 }  # fmt: skip
 FINAL_MESSAGES = {  # §5.5, and the max_flows extension (DECISIONS #6)
     "capture.default_snaplen must be greater than 0", "capture.max_capture_len must be greater than 0",
