@@ -45,6 +45,13 @@ DEFAULTS = {
     "flow.budget_keep_bytes": 0,
     "flow.budget_ports_exempt": (53,),
     "stats.enabled": True,
+    # issue 16: every protocol beyond TLS and QUIC is off unless switched on
+    "wireguard.enabled": False,
+    "wireguard.ports": (51820,),
+    "wireguard.keep_bytes": 0,
+    "ipsec.enabled": False,
+    "ipsec.nat_t_ports": (4500,),
+    "ipsec.keep_bytes": 0,
 }
 
 

@@ -46,6 +46,11 @@ LINE_MESSAGES = {
     "invalid value for capture.format; expected auto, pcap, or pcapng",  # issue 8
     "unknown key in [flow]", "invalid unsigned integer for [flow]",  # issue 17
     "invalid port list for flow.budget_ports_exempt",
+    # issue 16: one section per protocol
+    "invalid boolean for wireguard.enabled", "invalid port list for wireguard.ports",
+    "invalid unsigned integer for wireguard.keep_bytes", "unknown key in [wireguard]",
+    "invalid boolean for ipsec.enabled", "invalid port list for ipsec.nat_t_ports",
+    "invalid unsigned integer for ipsec.keep_bytes", "unknown key in [ipsec]",
 }  # fmt: skip
 FINAL_MESSAGES = {  # §5.5, and the max_flows extension (DECISIONS #6)
     "capture.default_snaplen must be greater than 0", "capture.max_capture_len must be greater than 0",
@@ -260,7 +265,8 @@ def check_compiled_policy(policy: Policy) -> None:
     except PolicyError as e:  # what only the config reveals, e.g. max_flows = a key set to 0
         check_policy_error(e)
         return
-    assert all(o["max_flows"] >= 1 for o in opts.values()), opts  # a table that can hold a flow
+    # (stateless analyzers such as wireguard and ipsec have no flow table)
+    assert all(o.get("max_flows", 1) >= 1 for o in opts.values()), opts  # a table that can hold a flow
     for ts, data, orig in probe_frames():
         out_len, did = ev.evaluate(data, orig, ts)
         assert type(out_len) is int and 0 <= did < len(ev.decisions)

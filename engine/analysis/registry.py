@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from .decode import Decoded
 from .facts import Fact
 from .flow import FLOW_FACTS, FlowAnalyzer
+from .ipsec import IPSEC_FACTS, IpsecAnalyzer
 from .quic import QUIC_FACTS, QuicAnalyzer
 from .tls import BOUNDARY_MODES, TLS_FACTS, TlsAnalyzer
+from .wireguard import WIREGUARD_FACTS, WireguardAnalyzer
 
 
 @dataclass(frozen=True)
@@ -56,4 +58,6 @@ ANALYZERS: dict[str, AnalyzerSpec] = {
     "quic": AnalyzerSpec("quic", QuicAnalyzer, QUIC_FACTS, "q", "udp", dict(_FLOW_OPTIONS)),
     # flow budgets (issue 17): byte and packet counters of any IP flow
     "flow": AnalyzerSpec("flow", FlowAnalyzer, FLOW_FACTS, "fl", "ip", dict(_FLOW_OPTIONS)),
+    "wireguard": AnalyzerSpec("wireguard", WireguardAnalyzer, WIREGUARD_FACTS, "w", "udp", {}),
+    "ipsec": AnalyzerSpec("ipsec", IpsecAnalyzer, IPSEC_FACTS, "e", "ip", {}),
 }  # fmt: skip

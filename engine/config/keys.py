@@ -229,6 +229,20 @@ _TABLE = (
             "extension: payload bytes kept of each packet past a flow's budget"),
     KeySpec("flow.budget_ports_exempt", "port list", (53,), "invalid port list for flow.budget_ports_exempt",
             "extension: TCP/UDP ports whose flows are never budgeted"),
+    # Issue 16: one section per protocol; off unless the config switches it on, so a config
+    # with upstream keys only gives upstream's bytes (README "Protocols beyond TLS and QUIC").
+    KeySpec("wireguard.enabled", "bool", False, "invalid boolean for wireguard.enabled",
+            "extension: constrict WireGuard transport data on UDP wireguard.ports"),
+    KeySpec("wireguard.ports", "port list", (51820,), "invalid port list for wireguard.ports",
+            "extension: UDP ports classified as WireGuard; replaces the default list"),
+    KeySpec("wireguard.keep_bytes", "u32", 0, "invalid unsigned integer for wireguard.keep_bytes",
+            "extension: bytes kept after a transport data packet's 16-byte header"),
+    KeySpec("ipsec.enabled", "bool", False, "invalid boolean for ipsec.enabled",
+            "extension: constrict IPsec ESP (IP protocol 50, and ESP in UDP on ipsec.nat_t_ports)"),
+    KeySpec("ipsec.nat_t_ports", "port list", (4500,), "invalid port list for ipsec.nat_t_ports",
+            "extension: UDP ports carrying ESP and IKE (RFC 3948); replaces the default list"),
+    KeySpec("ipsec.keep_bytes", "u32", 0, "invalid unsigned integer for ipsec.keep_bytes",
+            "extension: bytes kept after an ESP packet's SPI and sequence number"),
     KeySpec("stats.enabled", "bool", True, "invalid boolean for stats.enabled",
             "print the stats block after an offline run"),
 )

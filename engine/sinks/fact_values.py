@@ -39,7 +39,7 @@ def fact_values(names: list[str], section: str, data: bytes, orig_len: int, trac
     env = {
         "n": n, "orig_len": orig_len, "eff": min(n, orig_len), "inconsistent": orig_len < n,
     }  # fmt: skip
-    env.update((spec.var, trace.facts) for spec in ANALYZERS.values())  # t, q, fl: the analyzer that ran
+    env.update((spec.var, trace.facts) for spec in ANALYZERS.values())  # each analyzer's facts variable
     if trace.decoded is not None:
         env.update((DECODED + name, value) for name, value in zip(FIELDS, trace.decoded, strict=True))
     table = facts_for(section)
