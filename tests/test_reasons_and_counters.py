@@ -65,6 +65,13 @@ COUNTER_OF = {
     "quic_short_header_dcid_mismatch_fallback": "quic_fallback",
     "quic_malformed_fallback": "quic_fallback",
 }
+# DECISIONS #9: QUIC packets upstream misread, kept whole under their own reasons; the
+# counters are the ones upstream's misreading gave (malformed / a long header).
+OUR_QUIC_REASONS = {
+    "quic_version_negotiation": "quic_fallback",
+    "quic_unknown_version": "quic_long_header",
+    "quic_google_quic": "quic_long_header",
+}
 
 
 class Recorder:
@@ -169,11 +176,12 @@ def test_every_spec_reason_has_a_scenario():
     assert set(SCENARIOS) == set(COUNTER_OF)
 
 
-def test_the_shipped_rules_use_only_spec_reasons_and_counters():
+def test_the_shipped_rules_use_only_spec_reasons_and_counters_besides_the_quic_versions():
     rec = Recorder()
+    counter_of = COUNTER_OF | OUR_QUIC_REASONS
     for decision in rec.evaluator.decisions:
-        assert decision.reason in COUNTER_OF, decision.reason
-        assert decision.counter == COUNTER_OF[decision.reason], (decision.reason, decision.counter)
+        assert decision.reason in counter_of, decision.reason
+        assert decision.counter == counter_of[decision.reason], (decision.reason, decision.counter)
 
 
 @pytest.mark.parametrize("reason", sorted(COUNTER_OF))
