@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .decode import Decoded
 from .facts import Fact
 from .quic_analyzer import QUIC_FACTS, QuicAnalyzer
-from .tls_analyzer import BOUNDARY_MODES, TLS_FACTS, TlsAnalyzer
+from .tls_analyzer import BOUNDARY_MODES, RESYNC_MODES, TLS_FACTS, TlsAnalyzer
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ ANALYZERS: dict[str, AnalyzerSpec] = {
     "tls": AnalyzerSpec("tls", TlsAnalyzer, TLS_FACTS, "t", "tcp", {
         "boundary": Option("symbol", "reset", BOUNDARY_MODES,
                            "after an Application Data record ends mid-segment: reset or parse on"),
+        "resync": Option("symbol", "start", RESYNC_MODES,
+                         "where an unsynchronized direction looks for a record header: "
+                         "segment start or anywhere"),
         **_FLOW_OPTIONS,
     }),
     "quic": AnalyzerSpec("quic", QuicAnalyzer, QUIC_FACTS, "q", "udp", dict(_FLOW_OPTIONS)),
