@@ -52,6 +52,8 @@ Commands:
         the full decision story of packet n (1-based)
   {PROG} regress [<manifest.yaml>] [--update]
         run golden cases and compare outputs byte for byte
+  {PROG} verify <original> <constricted> [--config <file>] [--tls-ports <p,p>] [--json]
+        ask tshark whether constriction hid anything (exit 1: a loss; 2: no tshark)
 
 Live capture needs CAP_NET_RAW (root or a capability); stop it with Ctrl+C.
 Exit status: 0 success (also after Ctrl+C), 1 any error.

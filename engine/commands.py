@@ -209,5 +209,11 @@ def _audit(argv: list[str]) -> int:
     return audit_main(argv)
 
 
-SUBCOMMANDS: dict = {"regress": _regress, "explain": _explain, "audit": _audit}
+def _verify(argv: list[str]) -> int:
+    from .verify import main as verify_main
+
+    return verify_main(argv)
+
+
+SUBCOMMANDS: dict = {"regress": _regress, "explain": _explain, "audit": _audit, "verify": _verify}
 __all__ = ["Failure", "SUBCOMMANDS", "UsageError", "live", "offline", "parse_options"]
