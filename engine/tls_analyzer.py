@@ -279,7 +279,7 @@ def _find_record_header(data: bytes, start: int, end: int) -> int:
     consistent with what follows: the record runs to or past the segment end, or
     another plausible header starts where it ends.  -1 if there is none."""
     seg = bytes(data[start:end])
-    candidates = []
+    candidates: list[int] = []
     for pattern in _HEADER_STARTS:
         i = seg.find(pattern)
         while i >= 0:
