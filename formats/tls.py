@@ -10,6 +10,8 @@ RECORD_CONTENT_TYPES = frozenset(
     {CONTENT_CHANGE_CIPHER_SPEC, CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_APPLICATION_DATA}
 )
 LEGACY_VERSION_MAJOR = 0x03
+MAX_VERSION_MINOR = 0x04  # SSL 3.0 (0) to TLS 1.3 (4)
+MAX_RECORD_LENGTH = (1 << 14) + 2048  # RFC 5246 §6.2.3: TLSCiphertext.length bound
 
 tls_record_header = cs.Struct(
     "content_type" / cs.Int8ub,

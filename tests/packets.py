@@ -164,7 +164,8 @@ def quic_long(packet_type: int, dcid: bytes, scid: bytes, body: bytes = b"", *, 
         type_fields["length"] = len(body) if length is None else length
     header = quic_format.quic_long_header.build(dict(
         fixed=dict(
-            first_byte=dict(header_form=1, fixed_bit=1, long_packet_type=packet_type, type_specific_bits=0),
+            first_byte=dict(header_form=1, fixed_bit=1, type_specific_bits=0,
+                            long_packet_type=quic_format.long_type_bits(version, packet_type)),
             version=version,
             dcid_length=len(dcid) if dcid_length is None else dcid_length,
         ),

@@ -29,7 +29,7 @@ from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.analysis.quic import QuicAnalyzer
 from pcapconstrictor.engine.analysis.registry import analyze_decoded
 from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.formats.quic import LONG_HANDSHAKE, LONG_INITIAL, LONG_RETRY, LONG_ZERO_RTT
+from pcapconstrictor.formats.quic import LONG_HANDSHAKE, LONG_INITIAL, LONG_RETRY, LONG_ZERO_RTT, VERSION_2
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 
 AT = UDP4_PAYLOAD_AT  # 42
@@ -171,15 +171,72 @@ def test_a_7_byte_long_header_parses():
     assert Recorder().feed(frame) == whole(frame, LONG)
 
 
-def test_version_0_version_negotiation_is_malformed():
-    malformed(quic_initial(CLIENT_DCID, CLIENT_CID, bytes(100)).replace(b"\x00\x00\x00\x01", b"\x00" * 4, 1))
-    assert quic_long(LONG_HANDSHAKE, CLIENT_DCID, b"", version=0)[1:5] == bytes(4)
-    malformed(quic_long(LONG_HANDSHAKE, CLIENT_DCID, b"", version=0))
+def test_version_negotiation_is_kept_whole_as_version_negotiation_not_malformed():
+    # DECISIONS #9: upstream calls version 0 malformed; the bytes kept are the same (all)
+    versions = b"\x00\x00\x00\x01" * 3
+    payload = bytes([0xC0]) + bytes(4) + b"\x08" + CLIENT_DCID + b"\x08" + CLIENT_CID + versions
+    f = Engine().feed(c2s(payload))
+    assert f.version_negotiation and not f.malformed and not f.short_header
+    frame = c2s(payload)
+    assert Recorder(AFP_DEFAULTS).feed(frame) == whole(frame, "quic_version_negotiation")
 
 
-def test_any_non_zero_version_is_accepted():
-    frame = c2s(quic_long(LONG_HANDSHAKE, CLIENT_DCID, CLIENT_CID, bytes(20), version=0x6B3343CF))
-    assert Recorder().feed(frame) == whole(frame, LONG)
+def test_a_version_2_initial_is_read_with_the_version_2_type_bits():
+    # RFC 9369 §3.2: type bits 01 are an Initial in v2 (a 0-RTT packet in v1)
+    packet = quic_long(LONG_INITIAL, CLIENT_DCID, CLIENT_CID, bytes(1100), token=b"\x07" * 30,
+                       version=VERSION_2)
+    assert (packet[0] >> 4) & 3 == 1
+    f = Engine().feed(c2s(packet))
+    assert f.only_long_headers and f.long_headers == 1 and f.version == VERSION_2
+    frame = c2s(packet)
+    assert Recorder(AFP_DEFAULTS).feed(frame) == whole(frame, LONG)
+
+
+@pytest.mark.parametrize("packet_type", [LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE, LONG_RETRY])
+def test_version_2_packets_of_every_type_are_walked_and_learned(packet_type):
+    eng = Engine()
+    body = bytes(30) if packet_type != LONG_RETRY else b"\x01" * 16
+    eng.feed(s2c(quic_long(packet_type, CLIENT_CID, SERVER_CID, body, version=VERSION_2)))
+    assert eng.only_flow().scid_b == SERVER_CID or eng.only_flow().scid_a == SERVER_CID
+
+
+def test_a_draft_version_is_read_with_the_version_1_type_bits():
+    rec = Recorder()
+    draft_29 = 0xFF00001D
+    rec.feed(s2c(quic_long(LONG_INITIAL, CLIENT_CID, SERVER_CID, bytes(30), token=b"\x01", version=draft_29)))
+    assert rec.feed(c2s(quic_short(SERVER_CID, bytes(300)))) == (AT + 32, CONSTRICTED)
+
+
+def test_an_unknown_version_is_read_only_to_its_invariants_and_kept_whole():
+    # what follows the connection IDs is not known: even a short-header-looking tail stays
+    payload = quic_long(LONG_HANDSHAKE, CLIENT_DCID, CLIENT_CID, bytes(20), version=0x1A2A3A4A)
+    payload += quic_short(CLIENT_CID, bytes(500))
+    f = Engine().feed(c2s(payload))
+    assert f.unknown_version and not f.short_header and f.version == 0x1A2A3A4A
+    frame = c2s(payload)
+    for config in (AFP_DEFAULTS, STRICT):
+        assert Recorder(config).feed(frame) == whole(frame, "quic_unknown_version")
+
+
+def test_an_unknown_version_whose_connection_ids_are_missing_is_malformed_and_kept_whole():
+    malformed(quic_long(LONG_HANDSHAKE, CLIENT_DCID, CLIENT_CID, version=0x1A2A3A4A)[:10])
+
+
+def test_google_quic_in_long_header_form_is_kept_whole():
+    payload = quic_long(LONG_INITIAL, CLIENT_DCID, b"", bytes(20), version=int.from_bytes(b"Q046", "big"))
+    payload += quic_short(CLIENT_CID, bytes(500))
+    f = Engine().feed(c2s(payload))
+    assert f.google_quic and not f.short_header
+    frame = c2s(payload)
+    assert Recorder(AFP_DEFAULTS).feed(frame) == whole(frame, "quic_google_quic")
+
+
+def test_a_legacy_google_quic_public_header_is_kept_whole():
+    # Q043 and earlier: public flags 0x09 (version, 8-byte CID), CID, version "Q043"
+    payload = bytes([0x49]) + CLIENT_CID + b"Q043" + bytes(600)
+    frame = c2s(payload)
+    assert Engine().feed(frame).google_quic
+    assert Recorder(AFP_DEFAULTS).feed(frame) == whole(frame, "quic_google_quic")
 
 
 def test_dcid_longer_than_20_bytes_is_malformed():

@@ -137,6 +137,42 @@ def test_a_visible_record_header_beats_a_bulk_cut():
     assert p.state(client=False).synchronized
 
 
+def test_bulk_after_a_gap_resynchronizes_on_a_record_header_inside_the_segment():
+    # DECISIONS #10: the tail of a lost record, then a header: kept through the header and
+    # the record prefix; the direction walks on from there
+    p, conn = Policy("bulk"), Conn()
+    open_appdata_record(p, conn, length=20000, present=1000)
+    segment = gap_then(p, conn, filler(300) + tls_record(APPDATA, 3000, present=1100))
+    assert p.feed(segment) == (AT + 300 + 8, CUT, "tls.appdata_start")
+    assert p.state(client=False).synchronized
+
+
+def test_bulk_resynchronizes_on_a_header_whose_record_ends_where_another_starts():
+    p, conn = Policy("bulk"), Conn()
+    open_appdata_record(p, conn, length=20000, present=1000)
+    records = tls_record(ALERT, 2) + tls_record(APPDATA, 3000, present=1000)
+    segment = gap_then(p, conn, filler(200) + records)
+    assert p.feed(segment) == (AT + 200 + 7 + 8, CUT, "tls.appdata_start")
+
+
+def test_bulk_does_not_resynchronize_on_a_header_inconsistent_with_what_follows():
+    # a header-looking pattern whose record ends inside the segment on no other header
+    p, conn = Policy("bulk"), Conn()
+    open_appdata_record(p, conn, length=20000, present=1000)
+    fake = bytes([APPDATA, 3, 3, 0, 50])
+    segment = gap_then(p, conn, filler(300) + fake + filler(1000))
+    assert p.feed(segment) == (AT + 8, CUT, "tls.bulk_continuation")
+    assert not p.state(client=False).synchronized
+
+
+def test_stream_and_final_only_do_not_scan_an_unsynchronized_segment():
+    for policy in ("stream", "final_only"):
+        p, conn = Policy(policy), Conn()
+        open_appdata_record(p, conn, length=20000, present=1000)
+        segment = gap_then(p, conn, filler(300) + tls_record(APPDATA, 3000, present=1100))
+        assert p.feed(segment) == (len(segment), "tls_no_record_fallback", "tls.no_record"), policy
+
+
 def test_bulk_respects_min_saved_and_short_segments():
     p, conn = Policy("bulk"), Conn()
     open_appdata_record(p, conn, length=20000, present=1000)

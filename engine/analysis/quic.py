@@ -2,8 +2,9 @@
 
 Learns each endpoint's Source Connection ID from every long header it sends
 (coalesced packets included) and, for a trailing short header, reports whether
-its Destination Connection ID is the one learned for the peer.  What to keep is
-up to the rules.
+its Destination Connection ID is the one learned for the peer.  Packet types
+are read per version (v1 and its drafts, v2); of a version whose layout is not
+known only RFC 8999's invariants are read.  What to keep is up to the rules.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ _FIXED_SIZE: Final = _FIXED.size
 # the first byte.
 _VERSION_AT: Final = _FIXED.fields["version"].offset
 _VERSION_END: Final = _VERSION_AT + _FIXED.fields["version"].size
-_VERSION_ZERO: Final = bytes(_FIXED.fields["version"].size)
+_GOOGLE: Final = quic_format.GOOGLE_QUIC_PREFIX
+_types_of: Final = quic_format.long_packet_types
 _TYPE_AT: Final = _FIXED.in_byte("long_packet_type")[0]
 _TYPE_SHIFT: Final = _FIXED.in_byte("long_packet_type")[1]
 _TYPE_MASK: Final = _FIXED.in_byte("long_packet_type")[2]
@@ -32,10 +34,20 @@ _MAX_CID: Final = quic_format.MAX_CID_LENGTH
 _varint_at: Final = quic_format.varint_at
 _INITIAL: Final = quic_format.LONG_INITIAL
 _RETRY: Final = quic_format.LONG_RETRY
+# Google QUIC up to Q043 (no long header): public flags with the version bit (0x01)
+# and an 8-byte connection ID (0x08), then the version at offset 9.
+_GQUIC_FLAGS: Final = 0x09
+_GQUIC_VERSION_AT: Final = 9
 
 QUIC_FACTS = table("quic", "q.", [
     ("long_headers", "int", "long_headers", "long-header packets parsed at the start of the datagram"),
     ("malformed", "bool", "malformed", "a long header failed to parse"),
+    ("version", "int", "version", "version of the last long header walked (0 if none)"),
+    ("version_negotiation", "bool", "version_negotiation",
+     "a Version Negotiation packet (version 0, RFC 8999 §6)"),
+    ("unknown_version", "bool", "unknown_version",
+     "a long header of a version whose layout is not known: only its invariants were read"),
+    ("google_quic", "bool", "google_quic", "a Google QUIC (Q0xx) packet: not RFC 9000's layout"),
     ("only_long_headers", "bool", "only_long_headers", "the datagram is long headers and nothing else"),
     ("trailing_bytes", "bool", "trailing_bytes",
      "bytes after the long headers are not a short header (e.g. padding)"),
@@ -66,6 +78,10 @@ class QuicFacts:
 
     long_headers = 0
     malformed = False
+    version = 0
+    version_negotiation = False
+    unknown_version = False
+    google_quic = False
     only_long_headers = False
     trailing_bytes = False
     short_header = False
@@ -106,7 +122,28 @@ class QuicAnalyzer:
         off = 0
         flow = None
         while off < n and data[base + off] & 0x80:
-            parsed = _long_header(data, base + off, end)
+            o = base + off
+            if n - off < _FIXED_SIZE:
+                f.malformed = True
+                return f
+            vbytes = data[o + _VERSION_AT : o + _VERSION_END]
+            version = int.from_bytes(vbytes, "big")
+            types = _types_of(version)
+            if types is None:
+                # After a packet of a known version this is filler, not another
+                # version (coalesced packets share one connection, RFC 9000 §12.2).
+                if off > 0 or _invariant_size(data, o, end) < 0:
+                    f.malformed = True
+                elif version == 0:
+                    f.version_negotiation = True
+                elif vbytes[:2] == _GOOGLE:
+                    f.google_quic = True
+                else:  # RFC 8999 §5.1: only the connection IDs may be read
+                    f.unknown_version = True
+                    f.version = version
+                return f
+            f.version = version
+            parsed = _long_header(data, o, end, types)
             if parsed is None:
                 f.malformed = True
                 return f
@@ -122,6 +159,9 @@ class QuicAnalyzer:
             off += size
         if off == n:
             f.only_long_headers = f.long_headers > 0
+            return f
+        if off == 0 and _is_legacy_google_quic(data, base, n):
+            f.google_quic = True
             return f
         if data[base + off] & 0xC0 != 0x40:  # not a short header with the fixed bit
             f.trailing_bytes = f.long_headers > 0
@@ -141,11 +181,10 @@ class QuicAnalyzer:
         return f
 
 
-def _long_header(data: bytes, o: int, end: int) -> tuple[int, bytes] | None:
-    """``(size, source connection ID)`` of the long-header packet at ``o``, or
-    None if it does not parse (SPEC §9.3)."""
-    if end - o < _FIXED_SIZE or data[o + _VERSION_AT : o + _VERSION_END] == _VERSION_ZERO:
-        return None
+def _long_header(data: bytes, o: int, end: int, types: tuple[int, int, int, int]) -> tuple[int, bytes] | None:
+    """``(size, source connection ID)`` of the long-header packet at ``o`` whose
+    type bits mean ``types`` (its version's mapping), or None if it does not
+    parse (SPEC §9.3)."""
     dcid_len = data[o + _DCID_LEN_AT]
     p = o + _FIXED_SIZE + dcid_len
     if dcid_len > _MAX_CID or p >= end:
@@ -156,7 +195,7 @@ def _long_header(data: bytes, o: int, end: int) -> tuple[int, bytes] | None:
         return None
     scid = data[p : p + scid_len]
     p += scid_len
-    ptype = (data[o + _TYPE_AT] >> _TYPE_SHIFT) & _TYPE_MASK
+    ptype = types[(data[o + _TYPE_AT] >> _TYPE_SHIFT) & _TYPE_MASK]
     if ptype == _RETRY:
         return end - o, scid
     if ptype == _INITIAL:
@@ -168,3 +207,20 @@ def _long_header(data: bytes, o: int, end: int) -> tuple[int, bytes] | None:
     if length is None or p + length[1] + length[0] > end:
         return None
     return p + length[1] + length[0] - o, scid
+
+
+def _invariant_size(data: bytes, o: int, end: int) -> int:
+    """Bytes of the RFC 8999 §5.1 invariant fields (through the SCID) at ``o``,
+    or -1 when they are not all present."""
+    p = o + _FIXED_SIZE + data[o + _DCID_LEN_AT]
+    if p >= end:
+        return -1
+    p += 1 + data[p]
+    return p - o if p <= end else -1
+
+
+def _is_legacy_google_quic(data: bytes, base: int, n: int) -> bool:
+    """A Google QUIC public header carrying a Q0xx version (up to Q043)."""
+    at = base + _GQUIC_VERSION_AT
+    return (n >= _GQUIC_VERSION_AT + 4 and data[base] & _GQUIC_FLAGS == _GQUIC_FLAGS
+            and data[at : at + 2] == _GOOGLE)  # fmt: skip

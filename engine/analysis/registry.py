@@ -10,7 +10,7 @@ from .facts import Fact
 from .flow import FLOW_FACTS, FlowAnalyzer
 from .ipsec import IPSEC_FACTS, IpsecAnalyzer
 from .quic import QUIC_FACTS, QuicAnalyzer
-from .tls import BOUNDARY_MODES, TLS_FACTS, TlsAnalyzer
+from .tls import BOUNDARY_MODES, RESYNC_MODES, TLS_FACTS, TlsAnalyzer
 from .wireguard import WIREGUARD_FACTS, WireguardAnalyzer
 
 
@@ -53,6 +53,9 @@ ANALYZERS: dict[str, AnalyzerSpec] = {
     "tls": AnalyzerSpec("tls", TlsAnalyzer, TLS_FACTS, "t", "tcp", {
         "boundary": Option("symbol", "reset", BOUNDARY_MODES,
                            "after an Application Data record ends mid-segment: reset or parse on"),
+        "resync": Option("symbol", "start", RESYNC_MODES,
+                         "where an unsynchronized direction looks for a record header: "
+                         "segment start or anywhere"),
         **_FLOW_OPTIONS,
     }),
     "quic": AnalyzerSpec("quic", QuicAnalyzer, QUIC_FACTS, "q", "udp", dict(_FLOW_OPTIONS)),

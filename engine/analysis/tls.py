@@ -6,7 +6,9 @@ facts and the config).  Its one behavioural option is what happens when an
 Application Data record ends inside a segment and more bytes follow:
 ``boundary = reset`` refuses to judge the segment and forgets the direction's
 position (final_only, §8.5 step 6), ``boundary = parse`` resumes the walk at
-the record boundary (stream/bulk, §15.4).
+the record boundary (stream/bulk, §15.4).  And where an unsynchronized
+direction looks for a record header: ``resync = start`` only at the segment
+start (SPEC), ``resync = scan`` anywhere in it (bulk, DECISIONS #10).
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ _TYPES: Final = tls_format.RECORD_CONTENT_TYPES
 _HANDSHAKE: Final = tls_format.CONTENT_HANDSHAKE
 _APPDATA: Final = tls_format.CONTENT_APPLICATION_DATA
 _MAJOR: Final = tls_format.LEGACY_VERSION_MAJOR
+_MAX_MINOR: Final = tls_format.MAX_VERSION_MINOR
+_MAX_LENGTH: Final = tls_format.MAX_RECORD_LENGTH
+_HEADER_STARTS: Final = tuple(bytes((t, _MAJOR)) for t in sorted(_TYPES))
 _SYN_OR_RST: Final = TCP_FLAG_SYN | TCP_FLAG_RST
 
 BOUNDARY_MODES = ("reset", "parse")
+RESYNC_MODES = ("start", "scan")
 
 TLS_FACTS = table("tls", "t.", [
     ("no_record", "bool", "no_record",
@@ -59,6 +65,9 @@ TLS_FACTS = table("tls", "t.", [
     ("confirmed", "bool", "confirmed", "a Handshake record was seen on this connection"),
     ("seen_app_data", "bool", "seen_app_data", "this direction has seen an Application Data start"),
     ("records", "int", "records", "record headers walked in the segment"),
+    ("resynchronized", "bool", "resynchronized",
+     "an unsynchronized direction found a record header inside the segment and walked on from it"),
+    ("resync_offset", "int", "resync_offset", "payload offset of that header (-1 if none)"),
 ])  # fmt: skip
 
 
@@ -101,6 +110,8 @@ class TlsFacts:
     confirmed = False
     seen_app_data = False
     records = 0
+    resynchronized = False
+    resync_offset = -1
 
     def _state(self, s: TlsDirectionState | None) -> TlsFacts:
         if s is not None:
@@ -122,10 +133,13 @@ class TlsAnalyzer:
     """Per-direction TLS record tracking over a run (one instance per run)."""
 
     def __init__(self, boundary: str = "reset", max_flows: int = 1 << 20,
-                 idle_timeout_sec: int = 0) -> None:  # fmt: skip
+                 idle_timeout_sec: int = 0, resync: str = "start") -> None:  # fmt: skip
         if boundary not in BOUNDARY_MODES:
             raise ValueError(f"tls boundary must be one of {', '.join(BOUNDARY_MODES)}")
+        if resync not in RESYNC_MODES:
+            raise ValueError(f"tls resync must be one of {', '.join(RESYNC_MODES)}")
         self.parse_boundary = boundary == "parse"
+        self.scan = resync == "scan"
         self.flows: FlowTable[TlsDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
     # decoder fields analyze() takes after (data, ts_ns), in order
@@ -187,6 +201,13 @@ class TlsAnalyzer:
                     reset = True
                     break
                 if not s.synchronized:
+                    if self.scan and was_confirmed and not f.resynchronized:
+                        found = _find_record_header(data, p + 1, base + n)
+                        if found >= 0:  # walk on from the header found (DECISIONS #10)
+                            off = found - base
+                            f.resynchronized = True
+                            f.resync_offset = off
+                            continue
                     if not was_confirmed:
                         flows.delete(key)
                     f.no_record = True
@@ -241,3 +262,33 @@ class TlsAnalyzer:
         f.confirmed = s.confirmed
         f.seen_app_data = s.seen_app_data
         return f
+
+
+def _valid_header(data: bytes, q: int, end: int) -> int:
+    """Record end (absolute) of a plausible header at ``q``: a known content type,
+    version 3.0-3.4, a non-empty length within the RFC 8446 §5.2 bound; else -1."""
+    if end - q < _HEADER_SIZE or data[q] not in _TYPES or data[q + _VERSION_AT] != _MAJOR:
+        return -1
+    if data[q + _VERSION_AT + 1] > _MAX_MINOR:
+        return -1
+    length = data[q + _LEN_AT] << 8 | data[q + _LEN_AT + 1]
+    return q + _HEADER_SIZE + length if 0 < length <= _MAX_LENGTH else -1
+
+
+def _find_record_header(data: bytes, start: int, end: int) -> int:
+    """First offset in ``[start, end)`` where a record header sits whose end is
+    consistent with what follows: the record runs to or past the segment end, or
+    another plausible header starts where it ends.  -1 if there is none."""
+    seg = bytes(data[start:end])
+    candidates: list[int] = []
+    for pattern in _HEADER_STARTS:
+        i = seg.find(pattern)
+        while i >= 0:
+            candidates.append(i)
+            i = seg.find(pattern, i + 1)
+    for i in sorted(candidates):
+        q = start + i
+        record_end = _valid_header(data, q, end)
+        if record_end >= end or (record_end >= 0 and _valid_header(data, record_end, end) >= 0):
+            return q
+    return -1

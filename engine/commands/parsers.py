@@ -165,6 +165,17 @@ def _regress(p: CommandParser) -> None:
     _debug(p)
 
 
+def _verify(p: CommandParser) -> None:
+    p.add_argument("original", metavar="ORIGINAL", help="the capture before constriction")
+    p.add_argument("constricted", metavar="CONSTRICTED", help="the constricted capture")
+    p.add_argument("--config", action=Once, metavar="<file>",
+                   help="decode the config's tls.ports as TLS (default 443)")
+    p.add_argument("--tls-ports", action=Once, metavar="<p,p>", help="TCP ports to decode as TLS")
+    p.add_argument("--json", action="store_true", help="the table as JSON, for machines")
+    p.epilog = ("tshark is the judge, with TCP and TLS reassembly off; QUIC is found by its heuristic "
+                "on any UDP port.  Exit 0: no loss; 1: a loss or an error; 2: tshark is not installed.")
+
+
 def _packet_number(text: str) -> int:
     try:
         number = int(text)
@@ -179,6 +190,7 @@ SUBCOMMANDS: dict[str, tuple[str, object]] = {
     "audit": ("print the effective policy: rules, config values, unused keys", _audit),
     "explain": ("the full decision story of one packet (1-based)", _explain),
     "regress": ("run golden cases and compare outputs byte for byte", _regress),
+    "verify": ("ask tshark whether constriction hid anything an analyst reads", _verify),
 }
 
 

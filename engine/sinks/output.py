@@ -71,7 +71,10 @@ def open_sink(config: Config, *, policy: str, application: str, if_name: str | N
     snaplen = output_snaplen(config)
     comment = (
         f"Constricted by {application} with policy {policy}: TLS Application Data and "
-        "matched QUIC short-header packets keep only their first bytes; original lengths are kept"
+        "matched QUIC short-header packets keep only their first bytes; original lengths are kept. "
+        "In Wireshark/tshark turn TCP and TLS reassembly off to see every kept record header "
+        "(-o tcp.desegment_tcp_streams:FALSE -o tls.desegment_ssl_records:FALSE "
+        "-o tls.desegment_ssl_application_data:FALSE, or the profile in contrib/wireshark/)"
     )
     chosen = str(config["capture.format"])
     if pcapng_input is not None and chosen != "pcap":
