@@ -10,7 +10,8 @@ import time
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.run.pipeline import make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
-from pcapconstrictor.engine.sources.pcap_reader import PcapReader, PcapReadError
+from pcapconstrictor.engine.sources.capture_files import open_capture
+from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
 
 from .loading import Failure, load_run, run_options_of
 
@@ -40,7 +41,7 @@ def _offline(opts: dict) -> int:
     input_path = str(opts["--offline-input"])
     output_path = str(config["capture.output"])
     try:
-        reader = PcapReader(input_path)
+        reader = open_capture(input_path)  # classic PCAP, plain or gzip/zstd-compressed
     except PcapReadError as e:
         raise Failure(f"Offline feed error: {e}") from None
     with reader:
