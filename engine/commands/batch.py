@@ -36,9 +36,7 @@ def _batch(args) -> int:
         raise Failure(str(e)) from None
     out_dir = os.path.abspath(args.output_dir)
     jobs, failures = plan(args.inputs, out_dir)
-    for job in jobs:  # what a run that was killed left behind
-        for name in partial_names(job[1]):
-            os.unlink(name)
+    _remove_partials(jobs)  # what a run that was killed left behind
     summary = Summary(len(jobs) + len(failures), progress=sys.stderr.isatty() and not args.json)
     for failure in failures:
         summary.add(failure)
@@ -53,10 +51,21 @@ def _batch(args) -> int:
         raise Failure(f"batch: {e}") from None
     except KeyboardInterrupt:
         summary.interrupted = True
+    if not summary.interrupted:  # every task has ended: a worker lost midway left its temporary file
+        _remove_partials(jobs)
     summary.finish(args.json)
     if summary.interrupted:
         return 130
     return 1 if summary.count("failed") else 0
+
+
+def _remove_partials(jobs: list[tuple[str, str]]) -> None:
+    for _, output in jobs:
+        for name in partial_names(output):
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
 
 
 def plan(inputs: list[str], out_dir: str) -> tuple[list[tuple[str, str]], list[dict]]:
