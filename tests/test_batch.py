@@ -164,6 +164,14 @@ def test_constricting_a_constricted_file_again_changes_nothing(tmp_path, input_p
     assert twice == once
 
 
+def test_an_output_that_is_its_input_is_a_failure_not_a_finished_file(archive):
+    before = (archive / "tls.pcap").read_bytes()
+    code, summary, _ = batch("--config", str(CONFIG), "--output-dir", str(archive), str(archive / "tls.pcap"))
+    assert (code, summary["failed"], summary["skipped"]) == (1, 1, 0)
+    assert "is the input file" in summary["failures"][0]["error"]
+    assert (archive / "tls.pcap").read_bytes() == before
+
+
 def test_batch_refuses_a_rotating_config_before_touching_any_file(archive, tmp_path):
     config = tmp_path / "rotate.ini"
     config.write_text(CONFIG.read_text() + "\n[capture]\nrotate_bytes = 1000000\n")

@@ -70,6 +70,9 @@ def constrict_file(input_path: str, output_path: str, config_path: str, rules: s
     "packets", "bytes_input", "bytes_output", "counters", "seconds"}``."""
     result: dict = {"input": input_path, "output": output_path, "status": "done", "error": "", "packets": 0,
                     "bytes_input": 0, "bytes_output": 0, "counters": {}, "seconds": 0.0}  # fmt: skip
+    if _same_file(input_path, output_path):
+        result.update(status="failed", error=f"output file '{output_path}' is the input file")
+        return result
     if not force and os.path.exists(output_path):
         result["status"] = "skipped"
         return result
@@ -84,6 +87,13 @@ def constrict_file(input_path: str, output_path: str, config_path: str, rules: s
     return result
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _message(e: Exception) -> str:
     if isinstance(e, OSError):
         return f"{e.strerror or e}: '{e.filename}'" if e.filename else str(e.strerror or e)
@@ -94,8 +104,6 @@ def _constrict(input_path: str, output_path: str, config: Config, policy: Policy
     folder, name = os.path.split(output_path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    if os.path.exists(output_path) and os.path.samefile(input_path, output_path):
-        raise PcapWriteError(f"output file '{output_path}' is the input file")
     temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL}{os.path.splitext(name)[1]}")
     job_config = Config(config.path, dict(config.values), dict(config.origin))  # threads share `config`
     job_config.values["capture.output"] = temporary  # the suffix is kept: capture.format auto still works
