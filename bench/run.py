@@ -102,10 +102,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="10x fewer packets")
     ap.add_argument("--workdir", default="/tmp", help="where the generated PCAPs are kept")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--skip-batch", action="store_true", help="leave out bench/batch.py (~2 minutes)")
     args = ap.parse_args()
     count = 100_000 if args.quick else 1_000_000
     rows = offline_rows(count, args.workdir) + startup_rows()
     rows += memory_rows(count if args.quick else 10_000_000)
+    if not args.skip_batch:
+        from batch import batch_rows  # bench/batch.py: --jobs 1, --jobs 2, a local Dask cluster
+
+        rows += batch_rows(8, 50_000 if args.quick else 200_000, args.workdir)
     if not args.skip_live:
         rows += live_rows()
     print(f"machine: {machine()}")

@@ -10,7 +10,7 @@ import time
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.run.pipeline import make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
-from pcapconstrictor.engine.sources.offline_input import open_offline_input
+from pcapconstrictor.engine.sources.capture_files import open_capture
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 
@@ -42,7 +42,7 @@ def _offline(opts: dict) -> int:
     input_path = str(opts["--offline-input"])
     output_path = str(config["capture.output"])
     try:
-        reader = open_offline_input(input_path)  # classic PCAP or pcapng (issue 15)
+        reader = open_capture(input_path)  # classic PCAP or pcapng, plain or gzip/zstd-compressed
     except PcapReadError as e:
         raise Failure(f"Offline feed error: {e}") from None
     with reader:

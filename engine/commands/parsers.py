@@ -176,6 +176,30 @@ def _verify(p: CommandParser) -> None:
                 "on any UDP port.  Exit 0: no loss; 1: a loss or an error; 2: tshark is not installed.")
 
 
+def _batch(p: CommandParser) -> None:
+    _config(p)
+    p.add_argument("--output-dir", action=Once, required=True, metavar="<dir>",
+                   help="where the outputs go, each under its input's relative path (.gz/.zst dropped)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--jobs", action=Once, type=_positive, metavar="<n>",
+                       help="local processes (default: the number of cores)")
+    where.add_argument("--scheduler", action=Once, metavar="<tcp://host:port>",
+                       help="send each file as a task to this Dask scheduler (pip install '.[dask]'); the "
+                            "workers must see the inputs, outputs and config at the same paths")  # fmt: skip
+    _rules(p)
+    p.add_argument("--force", action="store_true", help="redo files whose output already exists")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _debug(p)
+    p.add_argument("inputs", nargs="+", metavar="<input>",
+                   help="capture files, or folders searched recursively (pcap, pcapng, .gz, .zst)")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"takes a number from 1, not '{text}'")
+    return int(text)
+
+
 def _packet_number(text: str) -> int:
     try:
         number = int(text)
@@ -188,6 +212,7 @@ def _packet_number(text: str) -> int:
 
 SUBCOMMANDS: dict[str, tuple[str, object]] = {
     "audit": ("print the effective policy: rules, config values, unused keys", _audit),
+    "batch": ("constrict every capture of files or folders into an output folder", _batch),
     "explain": ("the full decision story of one packet (1-based)", _explain),
     "regress": ("run golden cases and compare outputs byte for byte", _regress),
     "verify": ("ask tshark whether constriction hid anything an analyst reads", _verify),

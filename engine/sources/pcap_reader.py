@@ -57,7 +57,8 @@ class PcapReadError(Exception):
 class PcapReader:
     """Classic PCAP records as ``(ts_ns, data, orig_len)``, one buffer at a time.
 
-    ``path`` ``'-'`` reads standard input.  Any other path must be a regular
+    ``stream``, if given, is read to its end (``path`` only names it); it is
+    closed with the reader.  ``path`` ``'-'`` reads standard input.  Any other path must be a regular
     file: like upstream (``std::filesystem::file_size``), its size is taken
     first and bounds what is read, so a file still growing is read only up to
     the size it had when opened.
@@ -69,12 +70,15 @@ class PcapReader:
     nanosecond: bool
     big_endian: bool
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stream: BinaryIO | None = None) -> None:
         self.path = path
         self._file: BinaryIO | None = None
         self._close_file = path != "-"
-        if path == "-":
-            self._remaining: int | None = None  # unknown size: read to EOF
+        if stream is not None:  # e.g. a decompressed file (capture_files.open_capture): read to EOF
+            self._remaining: int | None = None
+            self._file = stream
+        elif path == "-":
+            self._remaining = None  # unknown size: read to EOF
             self._file = sys.stdin.buffer
         else:
             try:

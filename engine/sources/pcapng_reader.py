@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import BinaryIO
 
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
@@ -67,7 +68,7 @@ class PcapngReader:
     nanosecond = True
     snaplen = 0
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stream: BinaryIO | None = None) -> None:
         self.path = path
         self.keep_blocks = True  # until the caller knows the output is not pcapng
         self.blocks: deque[tuple[int, bytes, bool]] = deque()
@@ -79,7 +80,9 @@ class PcapngReader:
         self._offset = 0
         self._close_file = path != "-"
         self._remaining: int | None = None
-        if path == "-":
+        if stream is not None:  # a decompressed file (capture_files.open_capture): read to EOF
+            self._file = stream
+        elif path == "-":
             self._file = sys.stdin.buffer
         else:
             try:
