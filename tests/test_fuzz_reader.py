@@ -101,7 +101,7 @@ def reference_read(content: bytes) -> tuple[list[tuple[int, bytes, int]], str | 
         sec, frac, caplen, orig = struct.unpack(order + "IIII", content[offset : offset + 16])
         if minor < 3 or (minor == 3 and caplen > orig):
             caplen, orig = orig, caplen
-        where = f"packet {len(records)} at file offset {offset}"
+        where = f"packet {len(records) + 1} at file offset {offset}"  # counted from 1 (DECISIONS #11)
         if caplen > orig:
             return records, f"{where}: captured length {caplen} exceeds original length {orig}"
         bound = max(snaplen, 262144)  # libpcap's (ours, not upstream's)

@@ -110,7 +110,7 @@ def test_the_truncated_tail_fixture_writes_3_records_then_the_exact_error_and_ex
     result = run_cli("--config", str(config), "--offline-input", str(truncated))
     assert result.returncode == 1
     assert result.stderr.decode() == (
-        "Offline feed error: packet 3 at file offset 2750: unexpected EOF while reading packet payload; "
+        "Offline feed error: packet 4 at file offset 2750: unexpected EOF while reading packet payload; "
         "expected 4438 byte(s), available 1774 byte(s), missing 2664 byte(s)\n"
     )
     assert result.stdout == b""  # no stats after a reader error (SPEC §12.2)

@@ -228,13 +228,13 @@ def test_caplen_exceeding_origlen_names_packet_index_and_offset(tmp_path: Path) 
     content = global_header() + record(0, 0, b"ab") + record(0, 0, b"abcdef", orig=5)
     records, error = read_until_error(write_file(tmp_path, content))
     assert len(records) == 1
-    assert error == "packet 1 at file offset 42: captured length 6 exceeds original length 5"
+    assert error == "packet 2 at file offset 42: captured length 6 exceeds original length 5"
 
 
 def test_caplen_over_origlen_is_reported_before_a_missing_payload(tmp_path: Path) -> None:
     content = global_header() + record(0, 0, b"ab", caplen=100, orig=99)
     _, error = read_until_error(write_file(tmp_path, content))
-    assert error == "packet 0 at file offset 24: captured length 100 exceeds original length 99"
+    assert error == "packet 1 at file offset 24: captured length 100 exceeds original length 99"
 
 
 def test_cut_payload_reports_expected_available_and_missing_bytes(tmp_path: Path) -> None:
@@ -244,7 +244,7 @@ def test_cut_payload_reports_expected_available_and_missing_bytes(tmp_path: Path
     records, error = read_until_error(write_file(tmp_path, content))
     assert [r[1] for r in records] == [b"a", b"b"]
     assert error == (
-        "packet 2 at file offset 58: unexpected EOF while reading packet payload; "
+        "packet 3 at file offset 58: unexpected EOF while reading packet payload; "
         "expected 10 byte(s), available 3 byte(s), missing 7 byte(s)"
     )
 
@@ -258,7 +258,7 @@ def test_a_record_longer_than_libpcaps_262144_bytes_is_refused_before_its_payloa
     records, error = read_until_error(write_file(tmp_path, content))
     assert [len(r[1]) for r in records] == [262144]
     assert error == (
-        f"packet 1 at file offset {24 + len(largest)}: "
+        f"packet 2 at file offset {24 + len(largest)}: "
         "captured length 262145 exceeds the maximum record length 262144"
     )
 
@@ -275,7 +275,7 @@ def test_truncated_fixture_yields_three_records_then_the_payload_eof_error() -> 
     records, error = read_until_error(str(TRUNCATED))
     assert len(records) == 3
     assert error == (
-        "packet 3 at file offset 2750: unexpected EOF while reading packet payload; "
+        "packet 4 at file offset 2750: unexpected EOF while reading packet payload; "
         "expected 4438 byte(s), available 1774 byte(s), missing 2664 byte(s)"
     )
 
@@ -291,7 +291,7 @@ def test_huge_missing_caplen_is_reported_without_allocating_it(tmp_path: Path) -
         tracemalloc.stop()
     assert peak < 8 << 20
     assert error == (
-        "packet 0 at file offset 24: unexpected EOF while reading packet payload; "
+        "packet 1 at file offset 24: unexpected EOF while reading packet payload; "
         f"expected {caplen} byte(s), available 4 byte(s), missing {caplen - 4} byte(s)"
     )
 
@@ -310,7 +310,7 @@ def test_huge_missing_caplen_on_stdin_is_reported_without_allocating_it(
         tracemalloc.stop()
     assert peak < 40 << 20
     assert error == (
-        "packet 0 at file offset 24: unexpected EOF while reading packet payload; "
+        "packet 1 at file offset 24: unexpected EOF while reading packet payload; "
         f"expected {caplen} byte(s), available 4 byte(s), missing {caplen - 4} byte(s)"
     )
 

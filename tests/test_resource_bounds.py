@@ -151,7 +151,7 @@ def run_measured(args: list[str], stdin_data: bytes | None = None, cwd: Path | N
 
 
 def huge_record_error(length: int = HUGE) -> str:
-    return (f"Offline feed error: packet 0 at file offset 24: captured length {length} exceeds the maximum "
+    return (f"Offline feed error: packet 1 at file offset 24: captured length {length} exceeds the maximum "
             "record length 262144")  # fmt: skip
 
 

@@ -5,7 +5,8 @@ the ``struct`` derived from ``formats.pcap`` (never a second hand-written
 layout).  Checks, their order and the error texts follow §12.1 and the
 upstream reader: the global header is read whole before the magic is judged,
 a record's header is checked before its payload, and every record error names
-the 0-based packet index and the file offset of the record header.
+the packet number, counted from 1 as tshark, Wireshark and ``explain`` count (upstream
+counts from 0: DECISIONS #11), and the file offset of the record header.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ class PcapReader:
                 # a small exact read instead of copying the leftover into a
                 # bigger buffer (the copy would cost as much as the parsing).
                 try:
-                    whole = self._complete_record(buf[pos:], base, index)
+                    whole = self._complete_record(buf[pos:], base, index + 1)
                 except PcapReadError:
                     if frames:
                         yield frames
@@ -248,7 +249,7 @@ class PcapReader:
 
         return unpack
 
-    def _complete_record(self, tail: bytes, base: int, index: int) -> bytes:
+    def _complete_record(self, tail: bytes, base: int, number: int) -> bytes:
         """Header and payload of the record at file offset ``base`` whose
         first bytes are ``tail``, read up to its end; raises the §12.1 error
         for a cut header, caplen > origlen, a record longer than libpcap reads, or a cut payload."""
@@ -263,12 +264,12 @@ class PcapReader:
         _, _, incl, orig = self._record_unpacker()(tail)
         if incl > orig:
             raise PcapReadError(
-                f"packet {index} at file offset {base}: "
+                f"packet {number} at file offset {base}: "
                 f"captured length {incl} exceeds original length {orig}"
             )
         if incl > self.max_record_len:
             raise PcapReadError(
-                f"packet {index} at file offset {base}: "
+                f"packet {number} at file offset {base}: "
                 f"captured length {incl} exceeds the maximum record length {self.max_record_len}"
             )
         need = hdr + incl - len(tail)
@@ -283,7 +284,7 @@ class PcapReader:
                 return tail + more
             available += len(more)
         raise PcapReadError(
-            f"packet {index} at file offset {base}: unexpected EOF while reading packet payload; "
+            f"packet {number} at file offset {base}: unexpected EOF while reading packet payload; "
             f"expected {incl} byte(s), available {available} byte(s), "
             f"missing {incl - available} byte(s)"
         )
