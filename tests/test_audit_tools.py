@@ -220,3 +220,13 @@ def test_decision_log_dash_writes_the_csv_to_standard_output_and_the_summary_to_
     both = run_cli("--config", str(config), "--offline-input", str(GOLDEN / "tls_test_2" / "input.pcap"),
                    "--decision-log", "-", "--output", "-")  # fmt: skip
     assert both.returncode == 1 and b"both ask for standard output" in both.stderr
+
+
+@pytest.mark.parametrize("name", ["zeek_merlinc2_Zeek_example.pcapng", "zeek_ml-dsa-44-cert.pcap"])
+def test_explain_reads_pcapng_and_other_link_types_as_the_offline_feed_does(name):
+    source = GOLDEN.parent / "external" / name
+    result = run_cli("explain", "--config", str(GOLDEN.parent.parent / "examples" / "config.ini"),
+                     "--offline-input", str(source), "--packet", "3")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert out.startswith("packet 3: ") and "  IPv" in out and "decision: rule " in out

@@ -13,7 +13,9 @@ import sys
 from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.sinks.decision_log import address
 from pcapconstrictor.engine.sinks.fact_values import fact_names, fact_values, facts_used, format_facts
-from pcapconstrictor.engine.sources.pcap_reader import PcapReader, PcapReadError
+from pcapconstrictor.engine.sources.capture_files import open_capture
+from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
+from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 from pcapconstrictor.formats.transport import TCP_FLAG_FIN, TCP_FLAG_RST, TCP_FLAG_SYN
 from pcapconstrictor.grammar import build_evaluator
 
@@ -67,16 +69,19 @@ def _hex(cid) -> str:
 def explain(config, policy, input_path: str, number: int, out=sys.stdout) -> int:
     evaluator = build_evaluator(policy, config, traced=True)
     seen = 0
-    with PcapReader(input_path) as reader:
-        for ts_ns, data, orig_len in reader:
-            seen += 1
-            if seen < number:
-                evaluator.evaluate(data, orig_len, ts_ns)
-                continue
-            before = _state_lines(evaluator, decode(data, len(data)))
-            out_len, did = evaluator.evaluate(data, orig_len, ts_ns)
-            _story(out, evaluator, seen, ts_ns, data, orig_len, out_len, did, before)
-            return 0
+    with open_capture(input_path) as reader:  # any format and link type the offline feed reads
+        for batch in reader.batches():
+            linktype = getattr(batch, "linktype", LINKTYPE_ETHERNET)
+            evaluator.use_link_type(linktype)
+            for ts_ns, data, orig_len in batch:
+                seen += 1
+                if seen < number:
+                    evaluator.evaluate(data, orig_len, ts_ns)
+                    continue
+                before = _state_lines(evaluator, decode(data, len(data), linktype))
+                out_len, did = evaluator.evaluate(data, orig_len, ts_ns)
+                _story(out, evaluator, seen, ts_ns, data, orig_len, out_len, did, before)
+                return 0
     sys.stderr.write(f"explain: the input has only {seen} packets\n")
     return 1
 
