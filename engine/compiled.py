@@ -12,7 +12,10 @@ from __future__ import annotations
 import importlib
 
 # modules under engine/ compiled by setup.py (a literal: setup.py reads it without importing us)
-MYPYC_MODULES = ("analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls")
+MYPYC_MODULES = (
+    "analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls",
+    "analysis.wireguard", "analysis.ipsec",
+)
 
 
 def compiled_modules() -> list[str]:
