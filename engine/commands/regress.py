@@ -107,7 +107,8 @@ def run_case(case: Case, workdir: str, outputs: dict[str, str] | None = None) ->
     if case.input.startswith("@"):
         earlier = (outputs or {}).get(case.input[1:])
         if not earlier:
-            return Outcome(case, False, [f"FAIL {case.name}: no output of case '{case.input[1:]}' to read"], "")
+            missing = f"FAIL {case.name}: no output of case '{case.input[1:]}' to read"
+            return Outcome(case, False, [missing], "")
         case = replace(case, input=earlier)
     if case.command != "offline":
         return _run_main_tool_case(case, actual)

@@ -10,7 +10,16 @@ from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
 from pcapconstrictor.engine.version import PROG, VERSION
 
-from .constrict import MainToolError, check_paths, finish, main_tool_config, open_input, open_output, report, tail_of
+from .constrict import (
+    MainToolError,
+    check_paths,
+    finish,
+    main_tool_config,
+    open_input,
+    open_output,
+    report,
+    tail_of,
+)
 
 
 def run(args) -> int:

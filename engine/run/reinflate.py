@@ -19,6 +19,8 @@ from pcapconstrictor.engine.config.main_tool import FILL_RANDOM
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngPacket
 from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
+Frame = tuple[int, bytes, int]  # (ts_ns, data, orig_len)
+
 
 @dataclass
 class ReinflateStats:
@@ -27,7 +29,8 @@ class ReinflateStats:
     packets_total: int = 0
     packets_reinflated: int = 0
     filler_bytes_written: int = 0
-    checksums_recomputed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ipv4", "tcp", "udp"), 0))
+    checksums_recomputed: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("ipv4", "tcp", "udp"), 0))
     checksum_skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     recompute: bool = False
 
@@ -53,7 +56,7 @@ class Reinflater:
         self.fill = b"" if self.random_fill else bytes((int(fill),))  # type: ignore[arg-type]
         self.stats = ReinflateStats(recompute=config["reinflate.checksum_policy"] == "recompute")
 
-    def frames(self, batches: Iterable[list[tuple[int, bytes, int]]]) -> Iterator[list[tuple[int, bytes, int]]]:
+    def frames(self, batches: Iterable[list[Frame]]) -> Iterator[list[Frame]]:
         """Each batch of the input as a batch of reinflated frames (its link type kept)."""
         for batch in batches:
             linktype = getattr(batch, "linktype", LINKTYPE_ETHERNET)
