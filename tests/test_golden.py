@@ -51,6 +51,9 @@ def test_regress_passes_on_the_shipped_manifest():
     assert result.returncode == 0, text + result.stderr.decode()
     for case in GOLDEN_CASES:
         assert f"PASS {case}:" in text
-    assert "14 passed, 0 failed" in text
+    for case in GOLDEN_CASES:  # the main tool's workflow, SPEC §14.4
+        for stage in ("constrict", "reinflate_preserve", "reinflate_recompute"):
+            assert f"PASS {case}.main.{stage}:" in text
+    assert "23 passed, 0 failed" in text
     for policy in ("stream", "bulk"):
         assert f"PASS tls_test_1_lossy.{policy}:" in text

@@ -54,6 +54,8 @@ QUIC_FACTS = table("quic", "q.", [
     ("short_header", "bool", "short_header", "a short header (fixed bit set) follows"),
     ("short_offset", "int", "short_offset", "UDP payload offset of the short header"),
     ("short_len", "int", "short_len", "bytes from the short header to the datagram end"),
+    ("flow_known", "bool", "flow_known",
+     "a long header was seen on this flow before: it is a QUIC connection (main tool, SPEC §15.5)"),
     ("dcid_known", "bool", "dcid_known", "the peer's connection ID was learned"),
     ("dcid_len", "int", "dcid_len", "length of the learned peer connection ID"),
     ("dcid_matched", "bool", "dcid_matched",
@@ -87,6 +89,7 @@ class QuicFacts:
     short_header = False
     short_offset = 0
     short_len = 0
+    flow_known = False
     dcid_known = False
     dcid_len = 0
     dcid_matched = False
@@ -172,6 +175,7 @@ class QuicAnalyzer:
         if flow is None:  # not looked up yet for a long header of this datagram
             flow = self.flows.get(key, ts_ns)
         if flow is not None:
+            f.flow_known = True
             expected = flow.scid_b if a_to_b else flow.scid_a
             if expected is not None:
                 f.dcid_known = True

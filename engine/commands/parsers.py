@@ -200,6 +200,31 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _main_tool_form(p: CommandParser, constrict: bool) -> None:
+    """The main PcapConstrictor tool's forms (SPEC §15.1), with its config dialect (§15.2)."""
+    p.add_argument("input", metavar="INPUT", help="classic PCAP or pcapng; the output keeps its format")
+    p.add_argument("-o", "--output", action=Once, required=True, metavar="OUTPUT", help="the file to write")
+    p.add_argument("--config", action=Once, metavar="<file>",
+                   help="the main tool's INI config: [general], [tls], [quic], [reinflate] "
+                        "(its keys and defaults, not this recorder's)")  # fmt: skip
+    p.add_argument("--stats", action="store_true", help="print what the run did")
+    if constrict:
+        p.add_argument("--decision-log", action=Once, metavar="<csv>",
+                       help="write one row per packet: lengths, reason, rule, facts")
+    _debug(p)
+
+
+def _constrict(p: CommandParser) -> None:
+    _main_tool_form(p, constrict=True)
+    p.epilog = ("TLS is walked on every TCP packet, QUIC on every UDP packet; packets already cut in "
+                "the input pass untouched (rules/main_*.rules).")
+
+
+def _reinflate(p: CommandParser) -> None:
+    _main_tool_form(p, constrict=False)
+    p.epilog = "restore is the same command."
+
+
 def _packet_number(text: str) -> int:
     try:
         number = int(text)
@@ -211,6 +236,9 @@ def _packet_number(text: str) -> int:
 
 
 SUBCOMMANDS: dict[str, tuple[str, object]] = {
+    "constrict": ("the main PcapConstrictor tool's constrict: INPUT -o OUTPUT", _constrict),
+    "reinflate": ("pad cut records back to their original length (the main tool's reinflate)", _reinflate),
+    "restore": ("the same as reinflate", _reinflate),
     "audit": ("print the effective policy: rules, config values, unused keys", _audit),
     "batch": ("constrict every capture of files or folders into an output folder", _batch),
     "explain": ("the full decision story of one packet (1-based)", _explain),

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 import yaml
@@ -36,6 +36,7 @@ class Case:
     expected: str
     rules: str | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    command: str = "offline"  # or a main-tool form: constrict, reinflate (SPEC §14.4)
 
 
 @dataclass
@@ -77,23 +78,40 @@ def load_manifest(path: str) -> list[Case]:
         missing = [k for k in ("name", "input", "config", "expected") if k not in raw]
         if missing:
             raise ManifestError(f"{path}: case {i + 1} lacks {', '.join(missing)}")
-        unknown = set(raw) - {"name", "input", "config", "expected", "rules", "stats"}
+        unknown = set(raw) - {"name", "input", "config", "expected", "rules", "stats", "command"}
         if unknown:
             raise ManifestError(f"{path}: case '{raw['name']}' has unknown keys {sorted(unknown)}")
+        command = str(raw.get("command", "offline"))
+        if command not in COMMANDS:
+            raise ManifestError(f"{path}: case '{raw['name']}': command must be one of {', '.join(COMMANDS)}")
 
         def rel(p):
             return None if p is None else os.path.join(base, str(p))
 
+        # `input: "@name"`: the output an earlier case of this run wrote (a chain of stages)
+        source = str(raw["input"]) if str(raw["input"]).startswith("@") else rel(raw["input"])
         cases.append(Case(
-            str(raw["name"]), rel(raw["input"]), rel(raw["config"]), rel(raw["expected"]),
-            rel(raw.get("rules")), dict(raw.get("stats") or {}),
+            str(raw["name"]), source, rel(raw["config"]), rel(raw["expected"]),
+            rel(raw.get("rules")), dict(raw.get("stats") or {}), command,
         ))  # fmt: skip
     return cases
 
 
-def run_case(case: Case, workdir: str) -> Outcome:
-    """Constrict the case's input into ``workdir`` and compare with the expectation."""
+COMMANDS = ("offline", "constrict", "reinflate")
+
+
+def run_case(case: Case, workdir: str, outputs: dict[str, str] | None = None) -> Outcome:
+    """Run the case's command on its input into ``workdir`` and compare with the expectation;
+    ``outputs``: what earlier cases wrote, by name (for an ``@name`` input)."""
     actual = os.path.join(workdir, f"{case.name}.pcap")
+    if case.input.startswith("@"):
+        earlier = (outputs or {}).get(case.input[1:])
+        if not earlier:
+            missing = f"FAIL {case.name}: no output of case '{case.input[1:]}' to read"
+            return Outcome(case, False, [missing], "")
+        case = replace(case, input=earlier)
+    if case.command != "offline":
+        return _run_main_tool_case(case, actual)
     try:
         config = load_config(case.config)
         policy = select_policy(config, case.rules)
@@ -123,6 +141,29 @@ def run_case(case: Case, workdir: str) -> Outcome:
         lines.append(f"  first difference: packet {index} (1-based): ours {ours}, expected {theirs}")
     lines.extend(f"  stats: {d}" for d in stat_diffs)
     return Outcome(case, passed, lines, actual, figures)
+
+
+def _run_main_tool_case(case: Case, actual: str) -> Outcome:
+    """A stage of the main tool's golden workflow (SPEC §14.4): its command must exit 0 and
+    write the expected bytes."""
+    from argparse import Namespace
+    from contextlib import redirect_stdout
+    from importlib import import_module
+    from io import StringIO
+
+    args = Namespace(input=case.input, output=actual, config=case.config, stats=False,
+                     decision_log=None, debug=False)  # fmt: skip
+    with redirect_stdout(StringIO()):
+        status = import_module(f"{__package__}.{case.command}").run(args)
+    if status != 0 or not os.path.isfile(actual):
+        return Outcome(case, False, [f"FAIL {case.name}: {case.command} exited {status}"], "")
+    diff = compare_pcaps(actual, case.expected)
+    head = "PASS" if diff.identical else "FAIL"
+    lines = [f"{head} {case.name}: {case.command}, {diff.changed} packets differ"]
+    if diff.first is not None:
+        index, ours, theirs = diff.first
+        lines.append(f"  first difference: packet {index} (1-based): ours {ours}, expected {theirs}")
+    return Outcome(case, diff.identical, lines, actual)
 
 
 @dataclass
@@ -177,8 +218,10 @@ def run(args) -> int:
         return 1
     failed = updated = 0
     with tempfile.TemporaryDirectory(prefix="pcapconstrictor-regress-") as workdir:
+        outputs: dict[str, str] = {}
         for case in cases:
-            outcome = run_case(case, workdir)
+            outcome = run_case(case, workdir, outputs)
+            outputs[case.name] = outcome.actual_path
             if outcome.passed or not (args.update and outcome.actual_path):
                 print("\n".join(outcome.lines))
                 failed += not outcome.passed

@@ -129,6 +129,8 @@ class PcapReader:
         self.lengths_swapped = minor < 3
         self.lengths_maybe_swapped = minor == 3
         self.snaplen = values["snaplen"]
+        self.version = (major, minor)
+        self.thiszone, self.sigfigs = values["thiszone"], values["sigfigs"]  # a copy keeps them
         if self.snaplen == 0:
             raise PcapReadError(f"file offset {header.offset('snaplen')}: invalid PCAP snaplen 0")
         # Every link type is read (issue 15); the decoder knows which it can look into.
