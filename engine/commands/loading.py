@@ -6,7 +6,7 @@ from argparse import Namespace
 
 from pcapconstrictor.engine.config import ConfigError, load_config
 from pcapconstrictor.engine.run import options as run_options
-from pcapconstrictor.engine.run.policy_select import select_policy
+from pcapconstrictor.engine.run.policy_select import prepare_policy
 from pcapconstrictor.grammar import PolicyError
 
 # argparse destinations the run layer reads, by the option that sets them
@@ -37,7 +37,8 @@ def load_run(opts: dict):
         raise Failure(f"Configuration error: {e}") from None
     run_options.apply_command_line(config, opts)  # issue 8: --output, --filter
     try:
-        policy = select_policy(config, opts.get("--rules"))
+        # compiled from the cache when warm; a decision log needs the parsed rules
+        policy = prepare_policy(config, opts.get("--rules"), traced="--decision-log" in opts)
         run_options.compile_capture_filter(config)  # a bad filter fails before anything opens
     except PolicyError as e:
         raise Failure(str(e)) from None
