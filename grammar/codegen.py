@@ -13,42 +13,20 @@ the hot path pays no call per packet.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 
-from pcapconstrictor.engine.analysis.decode import FIELDS, Decoded, decode_fields, decoder_for
+from pcapconstrictor.engine.analysis.decode import FIELDS
 from pcapconstrictor.engine.analysis.facts import DECODE_FACTS, DECODED
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
 from pcapconstrictor.engine.config import Config
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
 from . import ast
 from .checker import facts_for
 from .errors import PolicyError
+from .evaluator import CompiledPolicy, Decision, Evaluator, Trace, bind_evaluator
+
+__all__ = ["CompiledPolicy", "Decision", "Evaluator", "Trace", "build_evaluator", "compile_policy"]
 
 DECODE_NAMESPACES = {name.split(".", 1)[0] for name in DECODE_FACTS}
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One way a packet can leave the policy."""
-
-    rule: ast.Rule
-    reason: str
-    counter: str | None
-    kind: str  # "matched", "cut", "below_min_saved" or "no_rule_matched"
-
-
-class Trace:
-    """What a traced evaluation saw, for decision logs and explanations."""
-
-    __slots__ = ("decoded", "facts", "analyzer", "tried", "keep")
-
-    def __init__(self) -> None:
-        self.decoded = None
-        self.facts = None
-        self.analyzer: str | None = None
-        self.tried: list[tuple[str, bool]] = []  # (rule id, condition) in evaluation order
-        self.keep: int | None = None  # the last keep length a matching rule proposed
 
 
 class _Emitter:
@@ -289,29 +267,8 @@ def analyzer_options(policy: ast.Policy, name: str, config: Config) -> dict[str,
     return values
 
 
-@dataclass
-class Evaluator:
-    """A policy bound to a config: fresh analyzer state and the compiled functions
-    (``evaluate_batch`` is None for a traced evaluator: tracing is per packet)."""
-
-    evaluate: object
-    decisions: list[Decision]
-    analyzers: dict[str, object]
-    source: str
-    trace: Trace | None
-    evaluate_batch: object | None = None
-    namespace: dict | None = None  # the generated functions' globals
-    linktype: int = LINKTYPE_ETHERNET
-
-    def use_link_type(self, linktype: int) -> None:
-        """Decode the frames that follow as ``linktype`` (a LINKTYPE_* value): the rules stay
-        the same, only the decoder that finds the IP layer changes (issue 15)."""
-        if linktype != self.linktype and self.namespace is not None:
-            self.namespace["_decode"] = decoder_for(linktype)
-            self.linktype = linktype
-
-
-def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) -> Evaluator:
+def compile_policy(policy: ast.Policy, config: Config, traced: bool = False) -> CompiledPolicy:
+    """The generated source (the batch loop too unless traced), its decisions and what it reads."""
     emitter = _Emitter(policy, config, traced)
     emitter.function()
     source = "\n".join(emitter.lines) + "\n"
@@ -320,15 +277,9 @@ def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) ->
         batch.function()
         assert batch.decisions == emitter.decisions
         source += "\n\n" + "\n".join(batch.lines) + "\n"
-    analyzers = {
-        name: spec.factory(**analyzer_options(policy, name, config)) for name, spec in ANALYZERS.items()
-    }
-    trace = Trace() if traced else None
-    namespace: dict[str, object] = {"_decode": decode_fields, "_Decoded": Decoded, "_trace": trace,
-                                    **emitter.constants}  # fmt: skip
-    for name, analyzer in analyzers.items():
-        namespace[f"_analyze_{name}"] = analyzer.analyze
-    code = compile(source, f"<policy {policy.path}>", "exec")
-    exec(code, namespace)  # noqa: S102 - our own generated source
-    return Evaluator(namespace["evaluate"], emitter.decisions, analyzers, source, trace,
-                     namespace.get("evaluate_batch"), namespace)  # fmt: skip
+    options = {name: analyzer_options(policy, name, config) for name in ANALYZERS}
+    return CompiledPolicy(policy.path, source, emitter.decisions, emitter.constants, options, traced)
+
+
+def build_evaluator(policy: ast.Policy, config: Config, traced: bool = False) -> Evaluator:
+    return bind_evaluator(compile_policy(policy, config, traced))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 GOLDEN = FIXTURES / "golden"
 GOLDEN_CASES = ("tls_test_2", "quic_test_2", "ipv6_ipv4_test_1")
+
+# The compiled-policy cache of every CLI run the tests start: one directory for the session,
+# not the user's ~/.cache (runs after the first of a policy and config use it warm).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pcapconstrictor-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 
 def run_cli(*args: str, cwd: str | os.PathLike | None = None, stdin: bytes | None = None):

@@ -12,7 +12,7 @@ from .loading import Failure, load_run, run_options_of
 def run(args) -> int:
     opts = run_options_of(args)
     try:
-        config, policy = load_run(opts)
+        config, policy = load_run(opts, compiled=True)
         return run_live(config, policy, opts)
     except Failure as e:
         sys.stderr.write(f"{e}\n")

@@ -6,7 +6,7 @@ from argparse import Namespace
 
 from pcapconstrictor.engine.config import ConfigError, load_config
 from pcapconstrictor.engine.run import options as run_options
-from pcapconstrictor.engine.run.policy_select import select_policy
+from pcapconstrictor.engine.run.policy_select import prepare_policy
 from pcapconstrictor.grammar import PolicyError
 
 # argparse destinations the run layer reads, by the option that sets them
@@ -29,15 +29,19 @@ def run_options_of(args: Namespace) -> dict:
     return opts
 
 
-def load_run(opts: dict):
-    """The config with the command line applied, and the policy it selects."""
+def load_run(opts: dict, compiled: bool = False):
+    """The config with the command line applied, and the policy it selects (with ``compiled``,
+    perhaps a CachedPolicy: the run binds it without parsing the rule files)."""
     try:
         config = load_config(str(opts["--config"]))
     except ConfigError as e:
         raise Failure(f"Configuration error: {e}") from None
     run_options.apply_command_line(config, opts)  # issue 8: --output, --filter
     try:
-        policy = select_policy(config, opts.get("--rules"))
+        # a run (compiled=True) takes the compiled policy from the cache when warm; audit,
+        # explain and a decision log need the parsed rules themselves
+        traced = not compiled or "--decision-log" in opts
+        policy = prepare_policy(config, opts.get("--rules"), traced=traced)
         run_options.compile_capture_filter(config)  # a bad filter fails before anything opens
     except PolicyError as e:
         raise Failure(str(e)) from None

@@ -38,7 +38,7 @@ def run_offline(opts: dict) -> int:
 
 
 def _offline(opts: dict) -> int:
-    config, policy = load_run(opts)
+    config, policy = load_run(opts, compiled=True)
     input_path = str(opts["--offline-input"])
     output_path = str(config["capture.output"])
     try:

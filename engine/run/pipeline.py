@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
-from pcapconstrictor.grammar import Evaluator, Policy, build_evaluator
+from pcapconstrictor.grammar.evaluator import Evaluator
 
+from .policy_select import CachedPolicy, evaluator_for
 from .stats import Stats
+
+if TYPE_CHECKING:
+    from pcapconstrictor.grammar import Policy
 
 BATCH = 4096  # frames per evaluate_batch call when the source gives them one by one
 
@@ -105,9 +110,9 @@ class Pipeline:
         return out
 
 
-def make_pipeline(policy: Policy, config: Config, writer, decision_log=None) -> Pipeline:
+def make_pipeline(policy: Policy | CachedPolicy, config: Config, writer, decision_log=None) -> Pipeline:
     traced = decision_log is not None
-    evaluator = build_evaluator(policy, config, traced=traced)
+    evaluator = evaluator_for(policy, config, traced=traced)
     if decision_log is not None:
         decision_log.bind(evaluator)
     return Pipeline(evaluator, writer, decision_log)

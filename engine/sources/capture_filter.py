@@ -11,7 +11,6 @@ rejects it, any non-zero return value accepts it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import socket
 import struct
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ class FilterError(Exception):
 @cache
 def libpcap() -> ctypes.CDLL:
     """The system libpcap, its compile functions typed; FilterError if it is not installed."""
+    import ctypes.util  # only when a filter is compiled: it imports subprocess and tempfile
+
     names = [n for n in (ctypes.util.find_library("pcap"), *LIBPCAP_NAMES) if n]
     for name in names:
         try:
