@@ -21,6 +21,7 @@ import pytest
 from netns import CAP4, CAP6, PEER4, TRAFFIC, Netns, Record, read_pcap, stats_block, stop, wait_for_line
 from test_live_capture import (
     BACKENDS,
+    RECORDER,
     SETTLE,
     contiguous_match,
     start_recorder,
@@ -144,6 +145,16 @@ def test_a_capture_filter_on_any_selects_what_tcpdump_selects(ns, tmp_path, back
         assert (cap0, loopback) == ([PACKET_HOST] * 10, [PACKET_HOST] * 5)
     else:  # lo's link-layer address is all zeros
         assert (cap0, loopback) == ([PACKET_HOST] * 10 + [PACKET_OUTGOING] * 10, [])
+
+
+def test_promiscuous_any_says_once_that_it_captures_without_promiscuous_mode(ns, tmp_path):
+    output = tmp_path / "any.pcap"
+    extra = "promiscuous = true\nduration_sec = 1\nworkers = 2\n"
+    config = write_config(tmp_path / "any.ini", "tpacket_v3", output, "any", extra=extra)
+    result = ns.exec(ns.capture, *RECORDER, "--config", str(config), check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode() == ("Live capture: promiscuous mode is not supported on the 'any' device; "
+                                      "capturing without it\n")  # fmt: skip
 
 
 # --- layer-3 interfaces -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWriteError, PcapWriter
 from pcapconstrictor.engine.sources.cooked_capture import capture_link
-from pcapconstrictor.engine.sources.interfaces import ANY, link_type_problem
+from pcapconstrictor.engine.sources.interfaces import link_type_problem
 from pcapconstrictor.engine.sources.link_state import LinkWatch
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
@@ -59,9 +59,6 @@ def open_backend(config: Config):
     if problem:
         raise CaptureError(problem)
     link = capture_link(interface)  # the frames' link type: the filter is compiled for it
-    if interface == ANY and promiscuous:
-        sys.stderr.write("Live capture: promiscuous mode is not supported on the 'any' device; "
-                         "capturing without it\n")  # fmt: skip
     capture_filter = run_options.compile_capture_filter(config, link.linktype)  # attached before bind()
     if config["capture.backend"] == "tpacket_v3":
         from pcapconstrictor.engine.sources.tpacket import TpacketCapture
