@@ -18,6 +18,12 @@ SO_ATTACH_FILTER = 26
 SO_DETACH_FILTER = 27
 BPF_MAXINSNS = 4096  # the kernel refuses longer classic programs
 BPF_MEMWORDS = 16  # scratch memory M[0..15]
+# Ancillary loads (linux/filter.h): an absolute load at SKF_AD_OFF + n reads skb metadata, not
+# packet bytes; libpcap maps a cooked header's fields onto them for the kernel.
+SKF_AD_OFF = -0x1000 & 0xFFFFFFFF
+SKF_AD_PROTOCOL = 0
+SKF_AD_PKTTYPE = 4
+SKF_AD_IFINDEX = 8
 
 sock_filter = cs.Struct(
     "code" / cs.Int16un,

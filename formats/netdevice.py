@@ -39,7 +39,15 @@ ifreq_hwaddr = cs.Struct(
 # ARPHRD_* (linux/if_arp.h) -> the libpcap link-type name the frames would have.
 ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
-ARPHRD_NONE = 0xFFFE
+ARPHRD_NONE = 0xFFFE  # tun, wireguard: no link-layer header
+ARPHRD_TUNNEL = 768  # ipip
+ARPHRD_TUNNEL6 = 769  # ip6tnl
+ARPHRD_SIT = 776
+ARPHRD_IPGRE = 778
+ARPHRD_IP6GRE = 823
+# Interfaces whose frames are bare IP packets once the kernel has taken any link header off
+# (an AF_PACKET SOCK_DGRAM socket): captured as raw IP, as libpcap does.
+LAYER3 = frozenset({ARPHRD_NONE, ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_SIT, ARPHRD_IPGRE, ARPHRD_IP6GRE})
 LINK_TYPE_NAMES = {
     ARPHRD_ETHER: "EN10MB",
     ARPHRD_LOOPBACK: "EN10MB",  # lo frames carry an all-zero Ethernet header

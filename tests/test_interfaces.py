@@ -1,7 +1,7 @@
-"""Issue 8, interfaces and privileges: ``--list-interfaces``; a clear refusal of interfaces
-that are not Ethernet-framed; ``--user NAME`` giving up root once the socket is open and the
-output exists (tcpdump -Z), so no frame is ever handled as root.  And ``--help`` lists every
-option.  ``ip`` (iproute2) is the judge of what the interfaces are.
+"""Issue 8, interfaces and privileges: ``--list-interfaces`` (which interfaces can be captured,
+and as what: issue 15 #5, tests/test_live_any_and_layer3.py); ``--user NAME`` giving up root
+once the socket is open and the output exists (tcpdump -Z), so no frame is ever handled as root.
+And ``--help`` lists every option.  ``ip`` (iproute2) is the judge of what the interfaces are.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def test_list_interfaces_agrees_with_ip_link():
         assert row[2] == IP_LINK_TYPES.get(link["link_type"], row[2])
         assert row[3].startswith("up") if "UP" in link["flags"] else row[3] == "down"
         assert int(row[4]) == link["mtu"]
-        assert row[5] == ("yes" if link["link_type"] in ("ether", "loopback") else "no: not Ethernet")
+        expected = {"ether": "yes", "loopback": "yes", "none": "yes: raw IP"}
+        assert row[5] == expected.get(link["link_type"], row[5])
 
 
 def add_tun(ns: Netns, name: str = "tun8") -> str:
@@ -80,24 +81,9 @@ def test_list_interfaces_shows_state_mtu_and_which_can_be_captured(ns):
     links = {link["ifname"]: link for link in ip_links(*prefix)}
     assert set(rows) == set(links) == {"lo", CAP_IF, tun}
     assert rows[CAP_IF][2:] == ["EN10MB", "up", "9000", "yes"]
-    assert rows[tun][2:] == ["RAW", "up, no carrier", "1500", "no: not Ethernet"]  # no process holds it
+    assert rows[tun][2:] == ["RAW", "up, no carrier", "1500", "yes: raw IP"]  # no process holds it
     assert rows["lo"][2] == "EN10MB" and rows["lo"][-1] == "yes"
     assert [int(rows[name][0]) for name in rows] == [links[name]["ifindex"] for name in rows]
-
-
-@pytest.mark.parametrize("backend", ["recvmsg", "tpacket_v3"])
-def test_a_non_ethernet_interface_is_refused_with_a_clear_message(ns, tmp_path, backend):
-    tun = add_tun(ns)
-    output = tmp_path / "out.pcap"
-    config = tmp_path / "c.ini"
-    config.write_text(f"[capture]\ninterface = {tun}\nbackend = {backend}\noutput = {output}\n")
-    result = ns.exec(ns.capture, *RECORDER, "--config", str(config), check=False)
-    assert result.returncode == 1
-    assert result.stderr.decode() == (
-        f"Live capture error: interface '{tun}' has link type RAW (ARPHRD 65534), not Ethernet; "
-        "only Ethernet and loopback interfaces can be captured\n"
-    )
-    assert not output.exists()
 
 
 # --- --user ---------------------------------------------------------------------------------------

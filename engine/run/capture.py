@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from pcapconstrictor.engine.config import Config
+from pcapconstrictor.engine.sources.interfaces import ANY
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.engine.sources.tpacket import check_ring_memory
 
@@ -26,6 +27,9 @@ def run_live(config: Config, policy, opts: dict) -> int:
 
 
 def _run(config: Config, policy, opts: dict, stop: StopRequest) -> int:
+    if config["capture.interface"] == ANY and config["capture.promiscuous"]:  # once, not per worker
+        sys.stderr.write("Live capture: promiscuous mode is not supported on the 'any' device; "
+                         "capturing without it\n")  # fmt: skip
     if config["capture.backend"] == "tpacket_v3":  # issue 13: a ring the host can hold, for all workers
         try:
             check_ring_memory(config["capture.ring_block_size"], config["capture.ring_block_count"],

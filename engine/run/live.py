@@ -16,9 +16,12 @@ import time
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWriteError, PcapWriter
+from pcapconstrictor.engine.sources.cooked_capture import capture_link
 from pcapconstrictor.engine.sources.interfaces import link_type_problem
 from pcapconstrictor.engine.sources.link_state import LinkWatch
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
+from pcapconstrictor.engine.sources.record_batch import RecordBatch
+from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
 from .pipeline import Pipeline, make_pipeline
 
@@ -52,20 +55,21 @@ def open_backend(config: Config):
     """The configured backend, opened and bound (SPEC §13); raises CaptureError."""
     interface = str(config["capture.interface"])
     promiscuous = bool(config["capture.promiscuous"])
-    problem = link_type_problem(interface)  # issue 8: only Ethernet-framed interfaces
+    problem = link_type_problem(interface)  # issue 8, 15: Ethernet-framed, layer-3 or ``any``
     if problem:
         raise CaptureError(problem)
-    capture_filter = run_options.compile_capture_filter(config)  # attached before bind()
+    link = capture_link(interface)  # the frames' link type: the filter is compiled for it
+    capture_filter = run_options.compile_capture_filter(config, link.linktype)  # attached before bind()
     if config["capture.backend"] == "tpacket_v3":
         from pcapconstrictor.engine.sources.tpacket import TpacketCapture
 
         return TpacketCapture(
             interface, promiscuous, config["capture.ring_block_size"], config["capture.ring_block_count"],
-            config["capture.ring_frame_size"], config["capture.block_timeout_ms"], capture_filter,
+            config["capture.ring_frame_size"], config["capture.block_timeout_ms"], capture_filter, link,
         )  # fmt: skip
     from pcapconstrictor.engine.sources.recvmsg import RecvmsgCapture
 
-    return RecvmsgCapture(interface, promiscuous, config["capture.max_capture_len"], capture_filter)
+    return RecvmsgCapture(interface, promiscuous, config["capture.max_capture_len"], capture_filter, link)
 
 
 def banner(config: Config, opts: dict | None = None) -> str:
@@ -124,6 +128,7 @@ class LiveLoop:
                  stop: StopRequest, progress: LiveProgress | None,
                  link_reports: bool = True) -> None:  # fmt: skip
         self.backend, self.pipeline, self.writer = backend, pipeline, writer
+        self.linktype = getattr(backend, "linktype", LINKTYPE_ETHERNET)  # the pipeline decodes by it
         self.stop, self.progress = stop, progress
         self.max_packets = config["capture.max_packets"]
         self.duration = config["capture.duration_sec"]
@@ -167,6 +172,9 @@ class LiveLoop:
     def _write(self, frames) -> None:
         if self.max_packets:
             frames = frames[: self.max_packets - self.pipeline.packets]
+        if self.linktype != LINKTYPE_ETHERNET:  # raw IP, LINUX_SLL2 (issue 15 #5)
+            frames = RecordBatch(frames)
+            frames.linktype = self.linktype
         self.pipeline.run_batch(frames)
         if self.flush_each_batch:
             self.writer.flush()
@@ -200,8 +208,10 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     """§2.2 steps 5-10 with an open backend; returns the exit status."""
     output = str(config["capture.output"])
     out = run_options.message_stream(config, opts)  # '-' keeps stdout for the PCAP or the log
+    linktype = getattr(backend, "linktype", LINKTYPE_ETHERNET)  # raw IP, LINUX_SLL2 (issue 15 #5)
     try:  # pcap or pcapng, rotated or not (issue 8); the file header goes out now
-        writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
+        writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]),
+                                         linktype=linktype)  # fmt: skip
     except OutputRefusedError as e:  # a link, a locked file: say which (issue 13)
         return fail(str(e))
     except PcapWriteError:

@@ -334,7 +334,8 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
     config, opts = worker_config(config, index), worker_options(opts, index)
     output = str(config["capture.output"])
     try:
-        writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]))
+        writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]),
+                                         linktype=getattr(backend, "linktype", 1))  # fmt: skip
     except OutputRefusedError as e:  # a link, a locked file: say which (issue 13)
         return _failed(str(e))
     except PcapWriteError:

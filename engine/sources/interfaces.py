@@ -1,8 +1,9 @@
 """Interfaces (issue 8): ``--list-interfaces``, and the link-type check before a live capture.
 
 Everything is read with the SIOCGIF* ioctls, which need no privilege and see the network
-namespace the process is in.  Only Ethernet-framed interfaces can be captured (Ethernet and
-loopback): the decoder, the policy and the PCAP link type all assume an Ethernet header.
+namespace the process is in.  Ethernet-framed interfaces (Ethernet, loopback) are captured as
+Ethernet, layer-3 ones (tun, wireguard, ipip, ip6tnl, sit, gre) as raw IP, and libpcap's ``any``
+pseudo-interface as LINUX_SLL2 (engine/sources/cooked_capture.py); anything else is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pcapconstrictor.formats.layout import Layout
 _FLAGS = Layout(nd.ifreq_flags)
 _MTU = Layout(nd.ifreq_mtu)
 _HWADDR = Layout(nd.ifreq_hwaddr)
-CAPTURABLE = (nd.ARPHRD_ETHER, nd.ARPHRD_LOOPBACK)
+ETHERNET_FRAMED = (nd.ARPHRD_ETHER, nd.ARPHRD_LOOPBACK)
+CAPTURABLE = (*ETHERNET_FRAMED, *nd.LAYER3)
+ANY = "any"  # libpcap's pseudo-interface: every interface of the namespace
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,24 @@ def interfaces() -> list[Interface]:
 
 def link_type_problem(name: str) -> str | None:
     """Why ``name`` cannot be captured, or None (also None when it does not exist: the
-    backend then reports that in upstream's words)."""
+    backend then reports that in upstream's words).  ``any`` can always be captured."""
+    if name == ANY:
+        return None
     try:
         found = describe(name)
     except (OSError, ValueError):
         return None
     if found.capturable:
         return None
-    return (f"interface '{name}' has link type {found.link_type} (ARPHRD {found.arphrd}), not Ethernet; "
-            "only Ethernet and loopback interfaces can be captured")  # fmt: skip
+    return (f"interface '{name}' has link type {found.link_type} (ARPHRD {found.arphrd}); only "
+            "Ethernet, loopback and layer-3 (raw IP) interfaces, or 'any', can be captured")  # fmt: skip
+
+
+def capture_column(found: Interface) -> str:
+    """The table's ``capture`` cell: whether, and as what, the interface is captured."""
+    if found.arphrd in ETHERNET_FRAMED:
+        return "yes"
+    return "yes: raw IP" if found.arphrd in nd.LAYER3 else "no: unsupported link type"
 
 
 def table(found: list[Interface]) -> str:
@@ -84,7 +96,7 @@ def table(found: list[Interface]) -> str:
     for i in found:
         state = ("up" if i.running else "up, no carrier") if i.up else "down"
         rows.append((str(i.index), i.name, i.link_type, state, str(i.mtu),
-                     "yes" if i.capturable else "no: not Ethernet"))  # fmt: skip
+                     capture_column(i)))  # fmt: skip
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
     return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
                    + "\n" for row in rows)  # fmt: skip

@@ -18,6 +18,7 @@ from pcapconstrictor.formats import linux_packet as lp
 from pcapconstrictor.formats.layout import Layout
 
 from .capture_filter import attach as attach_filter
+from .cooked_capture import ETHERNET, CaptureLink, bind_every_interface, kernel_program, loopback_index
 
 _MREQ = Layout(lp.packet_mreq).struct
 _STATS = Layout(lp.tpacket_stats)
@@ -62,26 +63,35 @@ def with_vlan_tag(frame: bytes, tci: int, tpid: int) -> bytes:
 
 
 class PacketSocket:
-    """An AF_PACKET socket for one interface.
+    """An AF_PACKET socket for one interface, or for every one (``any``, ifindex 0).
 
     Created with protocol 0, so the kernel queues nothing until bind() names the
     interface *and* ETH_P_ALL: no frame of another interface can be queued
     before bind (upstream opens with ETH_P_ALL and reads those frames)."""
 
-    def __init__(self, interface: str, capture_filter=None) -> None:
+    def __init__(self, interface: str, capture_filter=None, link: CaptureLink = ETHERNET) -> None:
         self.interface = interface
-        self.ifindex = interface_index(interface)
+        self.link = link
+        self.ifindex = 0 if link.cooked else interface_index(interface)
         self.promiscuous = False
         self.skip_outgoing = False  # software filter when PACKET_IGNORE_OUTGOING is missing
+        # ``any``: lo's outgoing copies are skipped by index (DECISIONS #4), as libpcap does
+        self.loopback_index = loopback_index() if link.cooked else 0
+        self.user_filter = None  # a filter the kernel cannot run on cooked frames: run on each frame
         self.kernel_packets = self.kernel_drops = 0
         self._stats_failed = False
         try:
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            self.sock = socket.socket(socket.AF_PACKET, link.socket_type, 0)
         except OSError as exc:
             raise os_failure("failed to create AF_PACKET socket", exc) from None
-        if capture_filter is not None:  # issue 8: before bind(), so no unwanted frame is ever queued
+        program = capture_filter.program if capture_filter is not None else None
+        if program is not None and link.cooked:
+            program = kernel_program(program)
+            if program is None:
+                self.user_filter = capture_filter
+        if program is not None:  # issue 8: before bind(), so no unwanted frame is ever queued
             try:
-                attach_filter(self.sock, capture_filter.program)
+                attach_filter(self.sock, program)
             except OSError as exc:
                 self.sock.close()
                 what = f"failed to attach capture filter '{capture_filter.expression}'"
@@ -99,15 +109,18 @@ class PacketSocket:
     def bind(self, promiscuous: bool) -> None:
         """bind() to the interface, then the optional promiscuous membership (§13.3)."""
         try:
-            self.sock.bind((self.interface, lp.ETH_P_ALL))
+            if self.link.cooked:
+                bind_every_interface(self.sock)
+            else:
+                self.sock.bind((self.interface, lp.ETH_P_ALL))
         except OSError as exc:
             what = f"failed to bind AF_PACKET socket to interface '{self.interface}'"
             raise os_failure(what, exc) from None
-        if promiscuous:
+        if promiscuous and self.ifindex:  # ``any`` has no promiscuous mode (the caller warns)
             self.set_option(lp.SOL_PACKET, lp.PACKET_ADD_MEMBERSHIP, self._mreq(),
                             f"failed to enable promiscuous mode on interface '{self.interface}'")  # fmt: skip
             self.promiscuous = True
-        if self.sock.getsockname()[3] == ARPHRD_LOOPBACK:
+        if self.ifindex and self.sock.getsockname()[3] == ARPHRD_LOOPBACK:
             # DECISIONS #4: lo hands every frame to taps twice (outgoing, incoming); keep one.
             try:
                 self.sock.setsockopt(lp.SOL_PACKET, lp.PACKET_IGNORE_OUTGOING, 1)

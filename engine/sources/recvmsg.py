@@ -23,6 +23,7 @@ import time
 from pcapconstrictor.formats import linux_packet as lp
 from pcapconstrictor.formats.layout import Layout
 
+from .cooked_capture import ETHERNET, SLL2_HEADER_SIZE, CaptureLink, InterfaceIndexes, sll2_header
 from .packet_socket import CaptureError, PacketSocket, with_vlan_tag
 
 BATCH = 1024  # frames per receive() at most, so a flood cannot starve the live loop
@@ -40,13 +41,18 @@ class RecvmsgCapture:
     name = "recvmsg"
     flush_each_batch = False
 
-    def __init__(self, interface: str, promiscuous: bool, max_capture_len: int, capture_filter=None) -> None:
+    def __init__(self, interface: str, promiscuous: bool, max_capture_len: int, capture_filter=None,
+                 link: CaptureLink = ETHERNET) -> None:  # fmt: skip
+        self.linktype = link.linktype
+        self._cooked = link.cooked
+        self._vlan_tags = link.ethernet  # a tag goes back into an Ethernet header only (as libpcap)
+        self._indexes = InterfaceIndexes()
         self.receive_errors = 0
         self.link_down_events = 0  # ENETDOWN reports: the interface went down (engine/link_state.py)
         self.drain_wait_ms = 0  # what the kernel holds is in the socket's queue already
         self.buffer_size = max(max_capture_len, 65535)
         self._pending_error: CaptureError | None = None
-        self.packet_socket = PacketSocket(interface, capture_filter)
+        self.packet_socket = PacketSocket(interface, capture_filter, link)
         try:
             self._configure(self.packet_socket)
             self.packet_socket.bind(promiscuous)
@@ -55,6 +61,7 @@ class RecvmsgCapture:
             raise
         self._sock = self.packet_socket.sock
         self._skip_outgoing = self.packet_socket.skip_outgoing
+        self._user_filter = self.packet_socket.user_filter
         self._buffer = bytearray(self.buffer_size)
         self._view = memoryview(self._buffer)
         self._poll = select.poll()
@@ -99,6 +106,7 @@ class RecvmsgCapture:
         view = self._view
         size = self.buffer_size
         skip_outgoing = self._skip_outgoing
+        cooked, vlan_tags = self._cooked, self._vlan_tags
         unpack_aux = _AUX.struct.unpack
         unpack_time = _TIMESPEC.struct.unpack
         now_ns = time.time_ns
@@ -132,11 +140,27 @@ class RecvmsgCapture:
                     sec, nsec = unpack_time(data)
                     ts_ns = sec * 1_000_000_000 + nsec
             frame = bytes(view[: length if length < size else size])
-            if tag is not None and len(frame) >= 12:
+            if cooked:
+                frame = self._cooked_frame(address, frame)
+                if frame is None:
+                    continue
+                length += SLL2_HEADER_SIZE
+            elif tag is not None and vlan_tags and len(frame) >= 12:
                 frame = with_vlan_tag(frame, *tag)
                 length += 4
             append((ts_ns or now_ns(), frame, length))
+        if self._user_filter is not None:
+            frames = list(self._user_filter.select(frames))
         return frames
+
+    def _cooked_frame(self, address: tuple, frame: bytes) -> bytes | None:
+        """``any``: the packet behind its LINUX_SLL2 header, or None for lo's outgoing copy.
+        ``address`` is Python's sockaddr_ll: (interface name, protocol, type, ARPHRD, address)."""
+        name, protocol, pkttype, hatype, hwaddr = address
+        ifindex = self._indexes[name]
+        if pkttype == lp.PACKET_OUTGOING and ifindex == self.packet_socket.loopback_index:
+            return None
+        return sll2_header(protocol, ifindex, hatype, pkttype, len(hwaddr), hwaddr) + frame
 
     def kernel_statistics(self) -> tuple[int, int] | None:
         return self.packet_socket.read_statistics(v3=False)

@@ -18,6 +18,7 @@ import struct
 from pcapconstrictor.formats import linux_packet as lp
 from pcapconstrictor.formats.layout import Layout
 
+from .cooked_capture import ETHERNET, SLL2_HEADER_SIZE, CaptureLink, sll2_header
 from .packet_socket import CaptureError, PacketSocket, os_failure, with_vlan_tag
 
 _REQ = Layout(lp.tpacket_req3)
@@ -31,7 +32,10 @@ _BLOCK_STATUS = _BLOCK.reader("block_status")
 _KERNEL = struct.pack(_BLOCK.byte_order + _BLOCK.fields["block_status"].code, lp.TP_STATUS_KERNEL)
 _NUM_PKTS = _BLOCK.fields["num_pkts"].index
 _FIRST_PKT = _BLOCK.fields["offset_to_first_pkt"].index
-_PKTTYPE_AT = lp.tpacket_align(HDR_SIZE) + _SLL.offset("sll_pkttype")
+_SLL_AT = lp.tpacket_align(HDR_SIZE)  # the packet's sockaddr_ll follows the header
+_PKTTYPE_AT = _SLL_AT + _SLL.offset("sll_pkttype")
+_SLL_FIELDS = [_SLL.reader(name) for name in ("sll_protocol", "sll_ifindex", "sll_hatype", "sll_pkttype")]
+_HALEN_AT, _ADDR_AT = _SLL_AT + _SLL.offset("sll_halen"), _SLL_AT + _SLL.offset("sll_addr")
 _U32_MAX = 2**32 - 1
 # _read_block unpacks tpacket3_hdr positionally: fail at import if the schema's order changes.
 assert list(_HDR.fields) == ["tp_next_offset", "tp_sec", "tp_nsec", "tp_snaplen", "tp_len", "tp_status",
@@ -101,7 +105,8 @@ class TpacketCapture:
     flush_each_batch = True  # a block is the unit the kernel hands over: flush after each
 
     def __init__(self, interface: str, promiscuous: bool, block_size: int, block_count: int,
-                 frame_size: int, block_timeout_ms: int, capture_filter=None) -> None:  # fmt: skip
+                 frame_size: int, block_timeout_ms: int, capture_filter=None,
+                 link: CaptureLink = ETHERNET) -> None:  # fmt: skip
         if not interface:
             raise CaptureError("missing interface name")
         validate_ring(block_size, block_count, frame_size)
@@ -113,7 +118,10 @@ class TpacketCapture:
         self.drain_wait_ms = block_timeout_ms + 50
         self._block = 0  # the next block to read, in ring order
         self.ring: mmap.mmap | None = None
-        self.packet_socket = PacketSocket(interface, capture_filter)
+        self.linktype = link.linktype
+        self._cooked = link.cooked
+        self._vlan_tags = link.ethernet  # a tag goes back into an Ethernet header only (as libpcap)
+        self.packet_socket = PacketSocket(interface, capture_filter, link)
         try:
             self._map_ring(block_size, block_count, frame_size, block_timeout_ms)
             self.packet_socket.bind(promiscuous)
@@ -121,6 +129,7 @@ class TpacketCapture:
             self.close()
             raise
         self._skip_outgoing = self.packet_socket.skip_outgoing
+        self._user_filter = self.packet_socket.user_filter
         self._poll = select.poll()
         self._poll.register(self.packet_socket.fileno(), select.POLLIN | select.POLLERR)
 
@@ -184,6 +193,7 @@ class TpacketCapture:
         append = frames.append
         unpack = _HDR.struct.unpack_from
         skip_outgoing = self._skip_outgoing
+        cooked, vlan_tags = self._cooked, self._vlan_tags
         at = base + first
         for remaining in range(count - 1, -1, -1):
             (next_offset, sec, nsec, snaplen, length, status, mac, _net,
@@ -194,18 +204,34 @@ class TpacketCapture:
                 break
             if not (skip_outgoing and ring[at + _PKTTYPE_AT] == lp.PACKET_OUTGOING):
                 frame = ring[start : start + snaplen]
-                if status & lp.TP_STATUS_VLAN_VALID and snaplen >= 12:
+                if cooked:
+                    frame = self._cooked_frame(at, frame)
+                    length += SLL2_HEADER_SIZE
+                elif vlan_tags and status & lp.TP_STATUS_VLAN_VALID and snaplen >= 12:
                     tpid = tpid if status & lp.TP_STATUS_VLAN_TPID_VALID else 0
                     frame = with_vlan_tag(frame, tci, tpid)
                     length += 4
-                append((sec * 1_000_000_000 + nsec, frame, length))
+                if frame is not None:
+                    append((sec * 1_000_000_000 + nsec, frame, length))
             if not remaining:
                 break
             at += next_offset
             if next_offset == 0 or at + HDR_SIZE > end:
                 self.receive_errors += 1
                 break
+        if self._user_filter is not None:
+            frames = list(self._user_filter.select(frames))
         return frames
+
+    def _cooked_frame(self, at: int, frame: bytes) -> bytes | None:
+        """``any``: the packet behind the LINUX_SLL2 header built from the sockaddr_ll after its
+        tpacket3_hdr at ``at``, or None for lo's outgoing copy (DECISIONS #4)."""
+        ring = self.ring
+        protocol, ifindex, hatype, pkttype = (read(ring, at + _SLL_AT) for read in _SLL_FIELDS)
+        if pkttype == lp.PACKET_OUTGOING and ifindex == self.packet_socket.loopback_index:
+            return None
+        address = ring[at + _ADDR_AT : at + _ADDR_AT + 8]
+        return sll2_header(protocol, ifindex, hatype, pkttype, ring[at + _HALEN_AT], address) + frame
 
     def _release_block(self, base: int) -> None:
         """Give the block back (TP_STATUS_KERNEL) and move on to the next one.  Every
