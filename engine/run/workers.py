@@ -53,6 +53,7 @@ from .live import LiveLoop, StopRequest, banner, fail, final_stats
 from .pipeline import Pipeline, make_pipeline
 from .privileges import PrivilegeError, drop_privileges
 from .stats import Stats
+from .worker_progress import WorkerProgress, worker_monitor
 from .worker_reports import (
     ReportError,
     WorkerReport,
@@ -152,6 +153,7 @@ def run_workers(config: Config, policy, opts: dict, stop: StopRequest,
     sys.stdout.flush()  # what is buffered now must not be written again by each child
     sys.stderr.flush()
     workers: list[tuple[multiprocessing.Process, socket.socket]] = []
+    progress = WorkerProgress(config, run_options.policy_name(config, opts), policy, count)  # issue 18
 
     def start(index: int, group: int | None) -> None:
         ours, theirs = channel()
@@ -170,17 +172,18 @@ def run_workers(config: Config, policy, opts: dict, stop: StopRequest,
             return _setup_failed(first, workers)
         for index in range(1, count):
             start(index, first)
-        return _conduct(config, opts, stop, workers)
+        return _conduct(config, opts, stop, workers, progress)
     finally:
+        progress.close()
         _reap(workers)
 
 
 # --- the parent ---------------------------------------------------------------------------
 
 
-def _conduct(config: Config, opts: dict, stop: StopRequest, workers: list) -> int:
+def _conduct(config: Config, opts: dict, stop: StopRequest, workers: list, progress: WorkerProgress) -> int:
     setup = _collect(workers, stop, first_stops_all=False, deadline=time.monotonic() + SETUP_TIMEOUT)
-    problem = next((r for r in setup if r.kind != "ready"), None)
+    problem = next((r for r in setup if r.kind != "ready"), None) or progress.start()
     if problem is not None:
         return _setup_failed(problem, workers)
     if opts.get("--user"):  # every worker holds its socket and is the user: the parent needs root no more
@@ -194,7 +197,7 @@ def _conduct(config: Config, opts: dict, stop: StopRequest, workers: list) -> in
     start_ns = time.time_ns()  # every socket has joined the group: from here a frame is in one file
     for _, conn in workers:
         send(conn, encode_go(start_ns))
-    reports = _collect(workers, stop, first_stops_all=True)
+    reports = _collect(workers, stop, first_stops_all=True, progress=progress)
     return _report(reports, stop)
 
 
@@ -206,7 +209,7 @@ def _setup_failed(problem: WorkerReport, workers: list) -> int:
 
 
 def _collect(workers: list, stop: StopRequest, first_stops_all: bool, deadline: float | None = None,
-             group_allowed: bool = False) -> list:  # fmt: skip
+             group_allowed: bool = False, progress: WorkerProgress | None = None) -> list:  # fmt: skip
     """One report from each worker (``crashed`` for one that ended without a word or sent
     something that is not a report), in the order they came.  The first report (with
     ``first_stops_all``) or a stop request makes the parent stop every worker."""
@@ -222,8 +225,11 @@ def _collect(workers: list, stop: StopRequest, first_stops_all: bool, deadline: 
                 reports[index] = WorkerReport("crashed", f"capture worker {index} did not start in time")
             break
         for conn in wait(list(waiting), POLL_PERIOD):
-            index = waiting.pop(conn)
-            reports[index] = _receive_report(workers, index, group_allowed)
+            index = waiting[conn]
+            report = _receive_report(workers, index, group_allowed)
+            if progress is None or not progress.took(index, report):  # progress: its report is to come
+                reports[index] = report
+                del waiting[conn]
     return list(reports.values())
 
 
@@ -365,8 +371,9 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
             writer.close()
             return None
         counted = pipeline if total is None else SharedBudget(pipeline, total, config["capture.max_packets"])
+        monitor = worker_monitor(config, conn, pipeline, backend, writer)  # its figures to the parent
         loop = LiveLoop(config, FramesSinceStart(backend, start_ns), counted, writer, stop, None,
-                        link_reports=index == 0)  # one report of a link down, not one per worker
+                        link_reports=index == 0, monitor=monitor)  # one link-down report, not one per worker
         try:
             reason = loop.run()
         except CaptureError as e:
