@@ -52,6 +52,7 @@ DEFAULTS = {
     "ipsec.enabled": False,
     "ipsec.nat_t_ports": (4500,),
     "ipsec.keep_bytes": 0,
+    "metrics.listen": "",  # issue 18: no endpoint unless set
 }
 
 

@@ -35,7 +35,7 @@ from test_live_capture import (
 )  # fmt: skip
 
 from conftest import run_cli, tshark_count
-from pcapconstrictor.engine.run.workers import FramesSinceStart, SharedBudget
+from pcapconstrictor.engine.run.worker_process import FramesSinceStart, SharedBudget
 
 BACKENDS = ("recvmsg", "tpacket_v3")
 CLIENT_RUNS = 4  # each: a TLS, a TCP and a QUIC-shaped flow and pings, over IPv4 and IPv6
@@ -125,7 +125,7 @@ def test_max_packets_is_a_budget_the_workers_share():
 
 FOREIGN_GROUPS = """
 import socket, struct
-from pcapconstrictor.engine.run.workers import FANOUT_MODE
+from pcapconstrictor.engine.run.worker_process import FANOUT_MODE
 from pcapconstrictor.engine.sources.packet_socket import PacketSocket
 from pcapconstrictor.formats import linux_packet as lp
 

@@ -62,6 +62,10 @@ def _main_form(args) -> int:
         if args.filter is not None:
             raise UsageError("a filter expression after the options and --filter: give one", parser)
         args.filter = " ".join(args.expression)
+    if args.log_format == "json":  # issue 18: messages for machines; the text stays upstream's
+        from pcapconstrictor.engine.run.json_log import use_json_lines
+
+        use_json_lines()
     if args.offline_input is not None:
         return _module("offline").run(args)
     return _module("live").run(args)

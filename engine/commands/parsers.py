@@ -133,6 +133,9 @@ def _main_form(p: argparse.ArgumentParser, expression: bool = True) -> None:
     p.add_argument("--user", action=Once, metavar="<name>",
                    help="live (or offline) as root: become <name> once the socket is open and the "
                         "output created, like tcpdump -Z")  # fmt: skip
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="json: the banner, warnings, errors and stats as one JSON object per line "
+                        "(journald, log shippers)")  # fmt: skip
     p.add_argument("--list-interfaces", action="store_true",
                    help="list interfaces: index, name, link type, state, MTU")
     _debug(p)

@@ -245,6 +245,9 @@ _TABLE = (
             "extension: bytes kept after an ESP packet's SPI and sequence number"),
     KeySpec("stats.enabled", "bool", True, "invalid boolean for stats.enabled",
             "print the stats block after an offline run"),
+    # Issue 18: the Prometheus endpoint (README "Operations"); off unless listen is set.
+    KeySpec("metrics.listen", "string", "", "",
+            "extension: live: serve Prometheus metrics on HOST:PORT ([v6]:PORT); empty = off"),
 )
 
 KEYS: dict[str, KeySpec] = {spec.key: spec for spec in _TABLE}

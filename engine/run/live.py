@@ -23,6 +23,9 @@ from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
+from .figures import figures_of
+from .monitor import MetricsEndpoint, MetricsError, RunMonitor
+from .notify import ServiceNotifier
 from .pipeline import Pipeline, make_pipeline
 
 MAX_WAIT_MS = 1000  # the longest a receive may block: how soon a signal is noticed (SPEC §4, §18)
@@ -126,10 +129,10 @@ class LiveLoop:
 
     def __init__(self, config: Config, backend, pipeline: Pipeline, writer: PcapWriter,
                  stop: StopRequest, progress: LiveProgress | None,
-                 link_reports: bool = True) -> None:  # fmt: skip
+                 link_reports: bool = True, monitor: RunMonitor | None = None) -> None:  # fmt: skip
         self.backend, self.pipeline, self.writer = backend, pipeline, writer
         self.linktype = getattr(backend, "linktype", LINKTYPE_ETHERNET)  # the pipeline decodes by it
-        self.stop, self.progress = stop, progress
+        self.stop, self.progress, self.monitor = stop, progress, monitor
         self.max_packets = config["capture.max_packets"]
         self.duration = config["capture.duration_sec"]
         interval_ms = config["capture.flush_interval_ms"]
@@ -197,7 +200,10 @@ class LiveLoop:
                 flush_due = now + self.flush_period
             if self.progress is not None:
                 self.progress.show(now, pipeline, backend)
-            wake = min(end, flush_due, self.progress.due if self.progress else math.inf)
+            if self.monitor is not None:  # figures, STATUS=, WATCHDOG=1 (issue 18)
+                self.monitor.tick(now)
+            wake = min(end, flush_due, self.progress.due if self.progress else math.inf,
+                       self.monitor.due if self.monitor else math.inf)  # fmt: skip
             frames = backend.receive(max(1, min(MAX_WAIT_MS, math.ceil((wake - now) * 1000))))
             if frames:
                 self._write(frames)
@@ -228,9 +234,11 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
         writer.close()
         return fail(f"cannot write decision log '{opts['--decision-log']}': {e.strerror}")
     pipeline = make_pipeline(policy, config, writer, log)
-    try:
+    try:  # binds before --user: a port below 1024 works too
+        metrics = MetricsEndpoint(str(config["metrics.listen"]), 1, run_options.policy_name(config, opts),
+                                  policy)  # fmt: skip
         run_options.drop_privileges(opts, writer, log)  # --user: never capture as root (tcpdump -Z)
-    except run_options.SetupError as e:
+    except (run_options.SetupError, MetricsError) as e:  # both are the whole line
         _close_quietly(writer)
         if log is not None:
             log.close()
@@ -239,8 +247,23 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     out.write(banner(config, opts))
     out.flush()
     progress = LiveProgress(out) if output != "-" and out.isatty() else None
+    notifier = ServiceNotifier()
+    monitor = RunMonitor(lambda: figures_of(final_stats(pipeline, backend), pipeline, backend, writer),
+                         metrics.publisher(), notifier if notifier.enabled else None, time.monotonic())
+    notifier.ready("capturing")  # the socket and the output are open (systemd Type=notify)
     try:
-        reason = LiveLoop(config, backend, pipeline, writer, stop, progress).run()
+        return _capture(config, backend, pipeline, writer, stop, progress, log, monitor, out)
+    finally:
+        notifier.stopping("stopping")
+        notifier.close()
+        metrics.close()
+
+
+def _capture(config: Config, backend, pipeline: Pipeline, writer: PcapWriter, stop: StopRequest,
+             progress: LiveProgress | None, log, monitor: RunMonitor, out) -> int:  # fmt: skip
+    """§2.2 steps 8-10; the endpoint's last figures are the final stats block's."""
+    try:
+        reason = LiveLoop(config, backend, pipeline, writer, stop, progress, monitor=monitor).run()
     except CaptureError as e:
         return receive_failure(str(e), pipeline, backend, writer)
     except PcapWriteError as e:
@@ -251,6 +274,7 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
         if log is not None:
             log.close()
     stats = final_stats(pipeline, backend)
+    monitor.report(figures_of(stats, pipeline, backend, writer))
     try:
         writer.close()
     except PcapWriteError as e:

@@ -15,6 +15,7 @@ import re
 import socket
 from dataclasses import dataclass
 
+from .figures import RunFigures
 from .stats import Stats
 
 MAX_MESSAGE = 64 * 1024  # a datagram longer than this is refused unread
@@ -51,23 +52,29 @@ def channel() -> tuple[socket.socket, socket.socket]:
 # --- worker -> parent: a report, or worker 0's fanout group id --------------------------------
 
 
-def encode_report(message: WorkerReport | int) -> bytes:
+def encode_report(message: WorkerReport | int | RunFigures) -> bytes:
     if isinstance(message, int):
         return _dump({"group": message})
+    if isinstance(message, RunFigures):
+        return _dump({"progress": _encode_figures(message)})
     stats = message.stats
-    encoded = None if stats is None else {
-        **{name: getattr(stats, name) for name in _STATS_COUNTS + _STATS_KERNEL},
-        "counters": dict(stats.counters),
-    }  # fmt: skip
+    encoded = None if stats is None else _encode_stats(stats)
     return _dump({"kind": message.kind, "message": message.message[-MAX_TEXT:], "stats": encoded})
 
 
-def decode_report(data: bytes, group_allowed: bool = False) -> WorkerReport | int:
+def _encode_stats(stats: Stats) -> dict:
+    return {**{name: getattr(stats, name) for name in _STATS_COUNTS + _STATS_KERNEL},
+            "counters": dict(stats.counters)}  # fmt: skip
+
+
+def decode_report(data: bytes, group_allowed: bool = False) -> WorkerReport | int | RunFigures:
     """A worker's message, validated; an int is the fanout group id (only when
-    ``group_allowed``: it is worker 0's first word)."""
+    ``group_allowed``: it is worker 0's first word), RunFigures its progress (issue 18)."""
     value = _load(data)
     if group_allowed and set(value) == {"group"}:
         return _integer(value["group"], "group", 1 << 16)
+    if set(value) == {"progress"}:
+        return _figures(value["progress"])
     if set(value) != {"kind", "message", "stats"}:
         raise ReportError(f"unexpected fields {sorted(value)}")
     kind, text = value["kind"], value["message"]
@@ -96,6 +103,53 @@ def _stats(value: object) -> Stats:
     return stats
 
 
+# --- worker -> parent: progress, about once a second while capturing (issue 18) -------------
+
+_FIGURE_MAPS = ("flow_entries", "flow_evictions")
+_FIGURE_COUNTS = ("files_rotated", "write_errors")
+_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # rule ids, reasons, analyzer names
+
+
+def _encode_figures(figures: RunFigures) -> dict:
+    return {
+        "stats": _encode_stats(figures.stats),
+        "decisions": [[rule, reason, count] for (rule, reason), count in figures.decisions.items()],
+        **{name: dict(getattr(figures, name)) for name in _FIGURE_MAPS},
+        **{name: getattr(figures, name) for name in _FIGURE_COUNTS + ("socket_backlog_bytes",)},
+    }  # fmt: skip
+
+
+def _figures(value: object) -> RunFigures:
+    fields = {"stats", "decisions", *_FIGURE_MAPS, *_FIGURE_COUNTS, "socket_backlog_bytes"}
+    if not isinstance(value, dict) or set(value) != fields:
+        raise ReportError("progress does not have the progress fields")
+    figures = RunFigures(stats=_stats(value["stats"]))
+    decisions = value["decisions"]
+    if not isinstance(decisions, list) or len(decisions) > MAX_COUNTERS:
+        raise ReportError("decisions are not a list of at most MAX_COUNTERS rows")
+    for row in decisions:
+        if not isinstance(row, list) or len(row) != 3:
+            raise ReportError("a decision row is not [rule, reason, count]")
+        rule, reason = (_label(text) for text in row[:2])
+        figures.decisions[(rule, reason)] = _integer(row[2], "decision count")
+    for name in _FIGURE_MAPS:
+        table = value[name]
+        if not isinstance(table, dict) or len(table) > MAX_COUNTERS:
+            raise ReportError(f"{name} is not a mapping of at most MAX_COUNTERS names")
+        getattr(figures, name).update({_label(key): _integer(n, name) for key, n in table.items()})
+    for name in _FIGURE_COUNTS:
+        setattr(figures, name, _integer(value[name], name))
+    if value["socket_backlog_bytes"] is not None:
+        figures.socket_backlog_bytes = _integer(value["socket_backlog_bytes"], "socket_backlog_bytes")
+    return figures
+
+
+def _label(text: object) -> str:
+    if not isinstance(text, str) or not _LABEL.fullmatch(text):
+        raise ReportError(f"bad label {str(text)[:40]!r}")
+    return text
+
+
 # --- parent -> worker: the go (its start time), or None: do not start --------------------------
 
 
@@ -113,10 +167,11 @@ def decode_go(data: bytes) -> int | None:
 # --- the datagrams -----------------------------------------------------------------------------
 
 
-def send(sock: socket.socket, data: bytes) -> None:
-    """One message; a peer that has gone is not an error here (its EOF or report says why)."""
+def send(sock: socket.socket, data: bytes, block: bool = True) -> None:
+    """One message; a peer that has gone is not an error here (its EOF or report says why).
+    ``block=False``: a full channel drops the message (progress must not hold a capture up)."""
     try:
-        sock.send(data)
+        sock.send(data, 0 if block else socket.MSG_DONTWAIT)
     except OSError:
         pass
 

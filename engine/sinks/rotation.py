@@ -118,6 +118,11 @@ class RotatingSink:
         return self._saved_before + self._current.records_saved
 
     @property
+    def rotations(self) -> int:
+        """Files started after the first one (the metrics' files_rotated)."""
+        return self._names.sequence - 1
+
+    @property
     def outputs(self) -> list[OutputFile]:
         """The files open now: the set's lock and the current file."""
         return [self.set_lock, self._current.output]
