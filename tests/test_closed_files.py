@@ -6,10 +6,13 @@ capture.rotate_total_bytes, all off the capture path: a 50k frames/s flood loses
 from __future__ import annotations
 
 import gzip
+import os
+import pwd
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,12 +30,12 @@ echo "$1" >> "$(dirname "$1")/handed.log"
 """
 
 
-def run(tmp_path: Path, extra: str, output_name: str = "r.pcap") -> subprocess.CompletedProcess:
+def run(tmp_path: Path, extra: str, *options: str) -> subprocess.CompletedProcess:
     config = tmp_path / "c.ini"
     text = (CASE / "config.ini").read_text()
-    config.write_text(f"{text}\n[capture]\noutput = {tmp_path / output_name}\n{extra}")
-    return subprocess.run([*RECORDER, "--config", str(config), "--offline-input", str(CASE / "input.pcap")],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    config.write_text(f"{text}\n[capture]\noutput = {tmp_path / 'r.pcap'}\n{extra}")
+    return subprocess.run([*RECORDER, "--config", str(config), "--offline-input", str(CASE / "input.pcap"),
+                           *options], capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
 def records_body(data: bytes) -> bytes:
@@ -175,6 +178,27 @@ def test_zstd_without_the_zstandard_package_is_a_clear_configuration_error(tmp_p
 def test_the_zstd_extra_is_declared():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'zstd = ["zstandard' in text
+
+
+def test_commands_run_and_compressed_files_belong_to_the_user_of_user_option():
+    if os.geteuid() != 0:
+        pytest.skip("--user needs the test to run as root")
+    try:
+        user = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    where = Path(tempfile.mkdtemp(prefix="pcc-closed-"))  # not under pytest's 0700 directories
+    try:
+        where.chmod(0o777)
+        hook = script(where, '#!/bin/sh\nid -u >> "$(dirname "$1")/uids.log"\n')
+        settings = f"rotate_bytes = 8000\ncompress = gzip\npost_rotate_command = {hook}\n"
+        result = run(where, settings, "--user", "nobody")
+        assert result.returncode == 0, result.stderr
+        files = sorted(where.glob("r_*"))
+        assert files and all(f.stat().st_uid == user.pw_uid for f in files)
+        assert set((where / "uids.log").read_text().split()) == {str(user.pw_uid)}
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def test_files_still_queued_at_the_end_are_named_not_lost(tmp_path):
