@@ -126,12 +126,12 @@ def offload_warning(name: str) -> str | None:
     then arrives as frames of up to 64 KB, each cut as one, and constriction saves far less.
     Not on loopback, whose frames are that large anyway (MTU 65536); GSO alone does not warn:
     it only touches what this host sends itself."""
-    found = offloads(name)
     try:
-        loopback = describe(name).arphrd == nd.ARPHRD_LOOPBACK
+        ethernet = describe(name).arphrd == nd.ARPHRD_ETHER  # others are refused, or loopback
     except (OSError, ValueError):
         return None
-    if found is None or loopback or not found.merges_received:
+    found = offloads(name) if ethernet else None
+    if found is None or not found.merges_received:
         return None
     merged = " and ".join(what for what, on in (("gro", found.gro), ("lro", found.lro)) if on)
     return (f"warning: interface '{name}' merges received frames before capture ({merged} on): "
