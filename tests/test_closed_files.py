@@ -269,3 +269,17 @@ def test_a_50k_frames_per_second_flood_loses_nothing_while_files_are_compressed_
         records += read_pcap(plain)[1]
     assert len(records) == stats["packets_total"]  # every frame received is in the files
     assert sum(1 for r in records if r.data[:6] == flood) == count  # and every frame sent
+
+
+def test_a_workers_closed_file_figures_reach_the_parent_and_add_up():
+    from pcapconstrictor.engine.run.stats import Stats
+    from pcapconstrictor.engine.run.worker_reports import WorkerReport, decode_report, encode_report
+
+    sent = Stats(packets_total=5, files_compressed=3, post_rotate_failures=1)
+    got = decode_report(encode_report(WorkerReport("stopped", "signal received", stats=sent))).stats
+    assert (got.files_compressed, got.post_rotate_failures) == (3, 1)
+    total = Stats()
+    total.merge(got)
+    total.merge(Stats(files_compressed=2, post_rotate_failures=0))
+    assert (total.files_compressed, total.post_rotate_failures) == (5, 1)
+    assert "files_compressed" not in Stats().block()  # off: the stats block stays upstream's
