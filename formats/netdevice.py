@@ -1,5 +1,6 @@
-"""Network device ioctls (linux/sockios.h, linux/if.h, linux/if_arp.h): ``struct ifreq`` as the
-three views the recorder reads (flags, MTU, hardware address family), native byte order.
+"""Network device ioctls (linux/sockios.h, linux/if.h, linux/if_arp.h, linux/ethtool.h): ``struct
+ifreq`` as the views the recorder reads (flags, MTU, hardware address family, a pointer to an ethtool
+request), and ``struct ethtool_value`` for the legacy offload queries (issue 18 #5); native byte order.
 """
 
 import struct
@@ -9,6 +10,7 @@ import construct as cs
 SIOCGIFFLAGS = 0x8913
 SIOCGIFMTU = 0x8921
 SIOCGIFHWADDR = 0x8927
+SIOCETHTOOL = 0x8946
 IFNAMSIZ = 16
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
@@ -35,6 +37,26 @@ ifreq_hwaddr = cs.Struct(
     "sa_data" / cs.Bytes(14),
     cs.Padding(IFR_UNION_SIZE - 16),
 )
+
+# ifr_data: a pointer to the ethtool request the kernel reads and fills in place.
+_POINTER = struct.calcsize("P")
+ifreq_data = cs.Struct(
+    "ifr_name" / cs.Bytes(IFNAMSIZ),
+    "ifr_data" / (cs.Int64un if _POINTER == 8 else cs.Int32un),
+    cs.Padding(IFR_UNION_SIZE - _POINTER),
+)
+
+# The legacy one-value ethtool commands (linux/ethtool.h): each reads or sets one offload.
+ethtool_value = cs.Struct(
+    "cmd" / cs.Int32un,
+    "data" / cs.Int32un,
+)
+ETHTOOL_GTSO = 0x1E  # TCP segmentation offload: sent TCP is captured before it is segmented
+ETHTOOL_GGSO = 0x23  # generic segmentation offload: the same for any protocol
+ETHTOOL_GFLAGS = 0x25  # ETH_FLAG_* bits, among them large receive offload
+ETHTOOL_GGRO = 0x2B  # generic receive offload: received segments merged before capture
+ETHTOOL_SGRO = 0x2C
+ETH_FLAG_LRO = 1 << 15
 
 # ARPHRD_* (linux/if_arp.h) -> the libpcap link-type name the frames would have.
 ARPHRD_ETHER = 1

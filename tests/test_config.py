@@ -31,6 +31,9 @@ DEFAULTS = {
     "capture.rotate_bytes": 0,
     "capture.rotate_seconds": 0,
     "capture.rotate_files": 0,
+    "capture.compress": "none",  # issue 18
+    "capture.post_rotate_command": "",
+    "capture.rotate_total_bytes": 0,
     "tls.enabled": True,
     "tls.ports": (443, 8443),
     "tls.app_data_keep_record_bytes": 256,

@@ -44,6 +44,7 @@ LINE_MESSAGES = {
     "invalid boolean for [quic]", "invalid port list for quic.ports", "invalid unsigned integer for [quic]",
     "unknown key in [quic]", "unknown key in [stats]", "invalid boolean for stats.enabled",
     "invalid value for capture.format; expected auto, pcap, or pcapng",  # issue 8
+    "invalid value for capture.compress; expected none, gzip, or zstd",  # issue 18
     "unknown key in [flow]", "invalid unsigned integer for [flow]",  # issue 17
     "invalid port list for flow.budget_ports_exempt",
     # issue 16: one section per protocol

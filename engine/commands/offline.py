@@ -106,7 +106,7 @@ def _offline(opts: dict) -> int:
                 error = error or f"Offline feed error: failed to write decision log: {e.strerror}"
     stop.restore()
     if write_failed:  # what the file holds, as live prints after an error (issue 13)
-        stats = _stats(pipeline, seen, capture_filter)
+        stats = _stats(pipeline, seen, capture_filter, writer)
         stats.packets_written = writer.records_saved
         raise Failure(f"{error}\nPartial stats:\n{stats.block().rstrip()}")
     if error:
@@ -116,12 +116,12 @@ def _offline(opts: dict) -> int:
         # every record written so far is whole and flushed; the exit status is
         # what the default action of the signal would have given (SPEC §2.1)
         out.write(f"Offline feed interrupted after {pipeline.packets} packets.\n")
-        out.write(_stats(pipeline, seen, capture_filter).block())
+        out.write(_stats(pipeline, seen, capture_filter, writer).block())
         return 128 + interrupted
     written = run_options.written_files(writer, output_path)
     out.write(f"Offline feed completed.\ninput: {input_path}\noutput: {written}\n")
     if config["stats.enabled"]:
-        out.write(_stats(pipeline, seen, capture_filter).block())
+        out.write(_stats(pipeline, seen, capture_filter, writer).block())
     return 0
 
 
@@ -131,9 +131,11 @@ def _counted(batches, seen: list[int]):
         yield batch
 
 
-def _stats(pipeline, seen: list[int], capture_filter):
-    """The stats block; with a capture filter, also how many input frames it rejected."""
+def _stats(pipeline, seen: list[int], capture_filter, writer):
+    """The stats block; with a capture filter, also how many input frames it rejected; with
+    closed files handed on (issue 18), how that went."""
     stats = pipeline.stats()
+    run_options.note_closed_files(writer, stats)
     if capture_filter is not None:
         stats.filtered_out = seen[0] - pipeline.packets
     return stats

@@ -22,7 +22,9 @@ packets keep only their first bytes, everything else follows the snap lengths.
 The original length is always kept in each record header."""
 
 EPILOG = f"""Output: capture.format pcap|pcapng|auto (auto: pcapng for a .pcapng output);
-rotation: capture.rotate_bytes, capture.rotate_seconds, capture.rotate_files.
+rotation: capture.rotate_bytes, capture.rotate_seconds, capture.rotate_files;
+closed files: capture.compress none|gzip|zstd, capture.post_rotate_command,
+capture.rotate_total_bytes.
 
 Commands ({PROG} COMMAND --help for each):
 {{commands}}

@@ -144,6 +144,7 @@ _POLICY_ERROR = (
 )
 _FLOW_INT = "invalid unsigned integer for [flow]"
 _FORMAT_ERROR = "invalid value for capture.format; expected auto, pcap, or pcapng"
+_COMPRESS_ERROR = "invalid value for capture.compress; expected none, gzip, or zstd"
 
 _TABLE = (
     KeySpec("general.min_saved_bytes_per_packet", "u32", 16, _GENERAL_INT,
@@ -199,6 +200,14 @@ _TABLE = (
     KeySpec("capture.rotate_files", "u32", 0, _CAPTURE_INT,
             "extension: keep at most this many rotated files, deleting the oldest; 0 = all",
             by_name=False),
+    # Issue 18 #3: closed files handed on (README "Operations").
+    KeySpec("capture.compress", "enum", "none", _COMPRESS_ERROR,
+            "extension: compress each rotated file once closed (gzip or zstd)",
+            choices=("none", "gzip", "zstd")),
+    KeySpec("capture.post_rotate_command", "string", "", "",
+            "extension: command run (no shell) with each closed, compressed file as its last argument"),
+    KeySpec("capture.rotate_total_bytes", "u64", 0, _CAPTURE_INT,
+            "extension: delete the oldest closed files to keep the rotated set under this size; 0 = off"),
     KeySpec("tls.enabled", "bool", True, "invalid boolean for tls.enabled",
             "run the TLS engine on TCP packets to or from tls.ports"),
     KeySpec("tls.ports", "port list", (443, 8443), "invalid port list for tls.ports",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pcapconstrictor.engine.config import Config
-from pcapconstrictor.engine.sources.interfaces import ANY
+from pcapconstrictor.engine.sources.interfaces import ANY, offload_warning
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.engine.sources.tpacket import check_ring_memory
 
@@ -37,6 +37,9 @@ def _run(config: Config, policy, opts: dict, stop: StopRequest) -> int:
                               config["capture.max_ring_bytes"])  # fmt: skip
         except CaptureError as e:
             return fail(str(e), e.hint)
+    warning = offload_warning(str(config["capture.interface"]))  # issue 18 #5: GRO/LRO merge frames
+    if warning:
+        sys.stderr.write(warning + "\n")
     if config["capture.workers"] > 1:  # issue 5: N processes joined by PACKET_FANOUT
         return run_workers(config, policy, opts, stop, lambda: open_backend(config))
     try:

@@ -279,6 +279,7 @@ def _capture(config: Config, backend, pipeline: Pipeline, writer: PcapWriter, st
         writer.close()
     except PcapWriteError as e:
         return _write_failure(str(e), pipeline, backend, writer)
+    run_options.note_closed_files(writer, stats)
     out.write(f"Live capture stopped: {reason}\nFinal stats:\n{stats.block()}")
     out.flush()
     return 0
@@ -299,6 +300,7 @@ def receive_failure(message: str, pipeline: Pipeline, backend, writer: PcapWrite
     """§2.2 step 9: the error, then the partial stats if anything happened."""
     stats = final_stats(pipeline, backend)
     _close_quietly(writer)  # what was captured stays a valid file
+    run_options.note_closed_files(writer, stats)
     sys.stderr.write(f"Live capture error: {message}\n")
     if stats.packets_total or stats.receive_errors:
         sys.stderr.write("Partial stats:\n" + stats.block())
@@ -311,6 +313,7 @@ def _write_failure(message: str, pipeline: Pipeline, backend, writer: PcapWriter
     _close_quietly(writer)
     stats = final_stats(pipeline, backend)
     stats.packets_written = writer.records_saved
+    run_options.note_closed_files(writer, stats)
     sys.stderr.write(f"Live capture error: {message}\nPartial stats:\n{stats.block()}")
     return 1
 

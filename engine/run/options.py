@@ -90,7 +90,21 @@ def written_files(sink: Sink, configured: str) -> str:
     if not isinstance(sink, RotatingSink):
         return configured
     files = list(sink.files)
+    if sink.closed_files is not None and sink.closed_files.kept:  # compressed names (issue 18)
+        files = list(sink.closed_files.kept)
     return files[0] if len(files) == 1 else f"{files[0]} .. {files[-1]} ({len(files)} files)"
+
+
+def note_closed_files(sink: Sink, stats) -> None:
+    """A closed rotated set's figures in the stats (issue 18 #3), once the sink is closed:
+    files compressed with capture.compress on, failed commands with a post_rotate_command."""
+    closed = sink.closed_files if isinstance(sink, RotatingSink) else None
+    if closed is None:
+        return
+    if closed.settings.compress != "none":
+        stats.files_compressed = closed.compressed
+    if closed.settings.command:
+        stats.post_rotate_failures = closed.command_failures
 
 
 def created_files(sink: Sink, decision_log=None) -> list[int]:

@@ -20,6 +20,8 @@ class Stats:
     packets_written: int | None = None  # None: every packet; less after a failed write (issue 13)
     filtered_out: int | None = None  # offline with a capture filter: input frames it rejected
     link_down_events: int = 0  # issue 13 #7: the interface went down (and the capture went on)
+    files_compressed: int | None = None  # issue 18 #3: None = capture.compress is off
+    post_rotate_failures: int | None = None  # None = no capture.post_rotate_command
 
     @property
     def written(self) -> int:
@@ -40,7 +42,7 @@ class Stats:
         self.flow_evictions += other.flow_evictions
         # every worker's socket sees the same link go down
         self.link_down_events = max(self.link_down_events, other.link_down_events)
-        for name in ("kernel_packets", "kernel_drops"):
+        for name in ("kernel_packets", "kernel_drops", "files_compressed", "post_rotate_failures"):
             theirs = getattr(other, name)
             if theirs is not None:
                 setattr(self, name, (getattr(self, name) or 0) + theirs)
@@ -69,6 +71,9 @@ class Stats:
             out.append(f"filtered_out: {self.filtered_out}")
         if self.link_down_events:  # only then, so upstream's block stays
             out.append(f"link_down_events: {self.link_down_events}")
+        for name in ("files_compressed", "post_rotate_failures"):  # only with the feature on
+            if getattr(self, name) is not None:
+                out.append(f"{name}: {getattr(self, name)}")
         return out
 
     def block(self) -> str:

@@ -181,6 +181,7 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
             writer.close()
         except PcapWriteError as e:
             return _write_error(str(e), pipeline, backend, writer)
+        run_options.note_closed_files(writer, stats)
         return WorkerReport("stopped", reason, stats=stats)
     finally:
         if log is not None:

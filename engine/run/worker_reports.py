@@ -25,7 +25,7 @@ REPORT_KINDS = ("ready", "failed", "stopped", "capture_error", "write_error", "c
 _COUNTER_NAME = re.compile(r"[A-Za-z0-9_.]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # a worker must not drive the terminal
 _STATS_COUNTS = ("packets_total", "bytes_input", "bytes_output", "receive_errors", "flow_evictions")
-_STATS_KERNEL = ("kernel_packets", "kernel_drops")
+_STATS_KERNEL = ("kernel_packets", "kernel_drops", "files_compressed", "post_rotate_failures")  # or None
 _U64 = 1 << 64
 
 

@@ -15,6 +15,13 @@ from pcapconstrictor.engine.config import Config, output_snaplen
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
+from .closed_files import (
+    ClosedFiles,
+    ClosedFilesConfigError,
+    ClosedFileSettings,
+    command_argv,
+    zstandard_module,
+)
 from .pcap_writer import PcapWriter
 from .pcapng_section_writer import PcapngSections, PcapngSectionWriter
 from .pcapng_writer import PcapngWriter
@@ -56,8 +63,29 @@ def check_output(config: Config) -> None:
     if rotates(config) and config["capture.output"] == "-":
         raise OutputConfigError("capture.rotate_bytes and capture.rotate_seconds need a file output, "
                                 "not standard output")  # fmt: skip
-    if config["capture.rotate_files"] and not rotates(config):
-        raise OutputConfigError("capture.rotate_files needs capture.rotate_bytes or capture.rotate_seconds")
+    for key in ("capture.rotate_files", "capture.rotate_total_bytes", "capture.post_rotate_command"):
+        if config[key] and not rotates(config):
+            raise OutputConfigError(f"{key} needs capture.rotate_bytes or capture.rotate_seconds")
+    if config["capture.compress"] != "none" and not rotates(config):
+        raise OutputConfigError("capture.compress needs capture.rotate_bytes or capture.rotate_seconds")
+    closed_file_settings(config)
+
+
+def closed_file_settings(config: Config) -> ClosedFileSettings:
+    """Issue 18 #3: what happens to each closed file; raises OutputConfigError."""
+    try:
+        command = command_argv(str(config["capture.post_rotate_command"]))
+    except ClosedFilesConfigError as e:
+        raise OutputConfigError(str(e)) from None
+    if config["capture.compress"] == "zstd" and zstandard_module() is None:
+        raise OutputConfigError("capture.compress = zstd needs the zstandard package "
+                                "(pip install zstandard)")  # fmt: skip
+    total, limit = config["capture.rotate_total_bytes"], config["capture.rotate_bytes"]
+    if total and limit and total <= limit:
+        raise OutputConfigError("capture.rotate_total_bytes must be larger than capture.rotate_bytes "
+                                "(the open file alone can grow to that)")  # fmt: skip
+    return ClosedFileSettings(str(config["capture.compress"]), command, config["capture.rotate_files"],
+                              total, limit)  # fmt: skip
 
 
 def open_sink(config: Config, *, policy: str, application: str, if_name: str | None = None,
@@ -104,9 +132,12 @@ def open_sink(config: Config, *, policy: str, application: str, if_name: str | N
     if not rotates(config):
         return open_file(output)
     names = FileNames(output, by_size=bool(config["capture.rotate_bytes"]))
+    settings = closed_file_settings(config)
+    hand_on = (lambda: ClosedFiles(settings)) if settings.active else None
     return RotatingSink(open_file, names, rotate_bytes=config["capture.rotate_bytes"],
                         rotate_seconds=config["capture.rotate_seconds"],
-                        rotate_files=config["capture.rotate_files"])  # fmt: skip
+                        rotate_files=config["capture.rotate_files"],
+                        closed_files=hand_on)  # fmt: skip
 
 
 def _one_link_type(reader: PcapngReader) -> int:

@@ -10,6 +10,10 @@ one file, in order, so the files read one after the other are the unrotated capt
   timestamp, so an offline run splits a file exactly where a live run would have;
 * a ring (``capture.rotate_files``): at most that many files are kept, the oldest deleted.
 
+With ``capture.compress``, ``capture.post_rotate_command`` or ``capture.rotate_total_bytes``
+(issue 18) each closed file is handed to a :class:`ClosedFiles` thread, which compresses it,
+runs the command and keeps the ring and the byte budget, counting the compressed names.
+
 Names: ``capture.output`` with ``_00001``, ``_00002``... before its extension; if it has a
 ``%``, it is a strftime pattern expanded (local time) with the start of the file's interval
 (with time rotation; else its opening time), numbered too when sizes rotate or a name would
@@ -27,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from .closed_files import ClosedFiles
 from .output_file import OutputFile, OutputFileRefused, create_output_file
 from .pcap_writer import OutputRefusedError, PcapWriteError
 
@@ -91,7 +96,8 @@ class RotatingSink:
 
     def __init__(self, open_file: Callable[[str], object], names: FileNames, *, rotate_bytes: int = 0,
                  rotate_seconds: int = 0, rotate_files: int = 0,
-                 now_ns: Callable[[], int] = time.time_ns) -> None:  # fmt: skip
+                 now_ns: Callable[[], int] = time.time_ns,
+                 closed_files: Callable[[], ClosedFiles] | None = None) -> None:  # fmt: skip
         self._open_file = open_file
         self._names = names
         self._limit = rotate_bytes
@@ -102,6 +108,9 @@ class RotatingSink:
         self._saved_before = 0  # records in the files already closed
         self.files: deque[str] = deque()
         self.set_lock = lock_set(names.pattern)
+        self.closed_files: ClosedFiles | None = None
+        self._make_closed_files = closed_files
+        self._closing = False
         try:
             self._current = self._open(now_ns())
         except BaseException:
@@ -131,7 +140,7 @@ class RotatingSink:
         path = self._names.next(start_ns)
         current = self._open_file(path)
         self.files.append(path)
-        while self._keep and len(self.files) > self._keep:
+        while self._keep and self._make_closed_files is None and len(self.files) > self._keep:
             oldest = self.files.popleft()
             try:
                 os.unlink(oldest)
@@ -155,10 +164,20 @@ class RotatingSink:
 
     def _rotate(self, start_ns: int):
         self._current.close()
-        saved = self._current.records_saved
+        closed, saved = self._current, self._current.records_saved
         self._current = self._open(start_ns)  # if this fails, the closed file stays current
         self._saved_before += saved
+        self._hand_on(closed.path)
         return self._current
+
+    def _hand_on(self, path: str, last: bool = False) -> None:
+        """A closed file to the background thread, started with the first one (after
+        ``--user``: its commands run as that user)."""
+        if self._make_closed_files is None:
+            return
+        if self.closed_files is None:
+            self.closed_files = self._make_closed_files()
+        self.closed_files.hand_on(path, last)
 
     def write(self, ts_ns: int, data: bytes | memoryview, incl_len: int, orig_len: int) -> None:
         self._file_for(ts_ns, incl_len).write(ts_ns, data, incl_len, orig_len)
@@ -221,8 +240,16 @@ class RotatingSink:
         self._current.flush()
 
     def close(self) -> None:
+        """Close the open file, hand it on too, wait (bounded) for the hand-on, unlock the set."""
         try:
-            self._current.close()
+            last, self._closing = not self._closing, True
+            try:
+                self._current.close()
+            finally:
+                if last:
+                    self._hand_on(self._current.path, last=True)
+                    if self.closed_files is not None:
+                        self.closed_files.close()
         finally:
             self._release()
 

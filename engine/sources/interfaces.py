@@ -8,6 +8,7 @@ pseudo-interface as LINUX_SLL2 (engine/sources/cooked_capture.py); anything else
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import socket
 import sys
@@ -19,6 +20,8 @@ from pcapconstrictor.formats.layout import Layout
 _FLAGS = Layout(nd.ifreq_flags)
 _MTU = Layout(nd.ifreq_mtu)
 _HWADDR = Layout(nd.ifreq_hwaddr)
+_DATA = Layout(nd.ifreq_data)
+_ETHTOOL_VALUE = Layout(nd.ethtool_value)
 ETHERNET_FRAMED = (nd.ARPHRD_ETHER, nd.ARPHRD_LOOPBACK)
 CAPTURABLE = (*ETHERNET_FRAMED, *nd.LAYER3)
 ANY = "any"  # libpcap's pseudo-interface: every interface of the namespace
@@ -89,6 +92,63 @@ def capture_column(found: Interface) -> str:
     if found.arphrd in ETHERNET_FRAMED:
         return "yes"
     return "yes: raw IP" if found.arphrd in nd.LAYER3 else "no: unsupported link type"
+
+
+# --- offloads (issue 18 #5) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Offloads:
+    """What the interface merges before a capture socket sees a frame."""
+
+    gro: bool  # received segments merged (generic receive offload)
+    lro: bool  # the same done by the NIC (large receive offload)
+    gso: bool  # frames this host sends are captured before they are segmented (GSO or TSO)
+
+    @property
+    def merges_received(self) -> bool:
+        return self.gro or self.lro
+
+
+def ethtool_value(name: str, command: int, value: int = 0) -> int:
+    """One legacy ethtool command (``ETHTOOL_G*`` reads, ``ETHTOOL_S*`` sets ``value``) on
+    interface ``name``; OSError when the interface or driver does not answer it."""
+    request = ctypes.create_string_buffer(_ETHTOOL_VALUE.struct.pack(command, value), _ETHTOOL_VALUE.size)
+    ifreq = _DATA.struct.pack(name.encode()[: nd.IFNAMSIZ - 1].ljust(nd.IFNAMSIZ, b"\0"),
+                              ctypes.addressof(request))  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, nd.SIOCETHTOOL, ifreq)
+    return _ETHTOOL_VALUE.struct.unpack(request.raw)[1]
+
+
+def offloads(name: str) -> Offloads | None:
+    """The interface's merging offloads, or None when they cannot be read (no such interface,
+    a driver without ethtool support)."""
+    try:
+        gro = ethtool_value(name, nd.ETHTOOL_GGRO)
+        flags = ethtool_value(name, nd.ETHTOOL_GFLAGS)
+        gso = ethtool_value(name, nd.ETHTOOL_GGSO) or ethtool_value(name, nd.ETHTOOL_GTSO)
+    except (OSError, ValueError):
+        return None
+    return Offloads(bool(gro), bool(flags & nd.ETH_FLAG_LRO), bool(gso))
+
+
+def offload_warning(name: str) -> str | None:
+    """A stderr line when frames merged by GRO or LRO will reach the recorder: a TLS transfer
+    then arrives as frames of up to 64 KB, each cut as one, and constriction saves far less.
+    Not on loopback, whose frames are that large anyway (MTU 65536); GSO alone does not warn:
+    it only touches what this host sends itself."""
+    try:
+        ethernet = describe(name).arphrd == nd.ARPHRD_ETHER  # others are refused, or loopback
+    except (OSError, ValueError):
+        return None
+    found = offloads(name) if ethernet else None
+    if found is None or not found.merges_received:
+        return None
+    merged = " and ".join(what for what, on in (("gro", found.gro), ("lro", found.lro)) if on)
+    return (f"warning: interface '{name}' merges received frames before capture ({merged} on): "
+            "merged frames of up to 64 KB reach the recorder and constriction saves less; "
+            f"turn it off with: ethtool -K {name} gro off lro off")  # fmt: skip
 
 
 def table(found: list[Interface]) -> str:
