@@ -52,6 +52,9 @@ DEFAULTS = {
     "ipsec.enabled": False,
     "ipsec.nat_t_ports": (4500,),
     "ipsec.keep_bytes": 0,
+    "ssh.enabled": False,
+    "ssh.ports": (22,),
+    "ssh.keep_bytes": 0,
 }
 
 

@@ -14,9 +14,9 @@ SHARED = Path("/work/shared")
 CAPTURES = sorted((SHARED / "captures" / "external").glob("*.pcap")) + sorted(
     (SHARED / "fixtures" / "upstream").rglob("*.pcap")
 )
-EVERY_PROTOCOL = "[wireguard]\nenabled = true\n[ipsec]\nenabled = true\n"
+EVERY_PROTOCOL = "[wireguard]\nenabled = true\n[ipsec]\nenabled = true\n[ssh]\nenabled = true\n"
 # what the enabled protocols may touch: their ports and IP protocol 50
-THEIR_PACKETS = "udp.port == 51820 or udp.port == 4500 or ip.proto == 50"
+THEIR_PACKETS = "udp.port == 51820 or udp.port == 4500 or ip.proto == 50 or tcp.port == 22"
 
 
 def _run(tmp_path: Path, capture: Path, sections: str, name: str):

@@ -243,6 +243,12 @@ _TABLE = (
             "extension: UDP ports carrying ESP and IKE (RFC 3948); replaces the default list"),
     KeySpec("ipsec.keep_bytes", "u32", 0, "invalid unsigned integer for ipsec.keep_bytes",
             "extension: bytes kept after an ESP packet's SPI and sequence number"),
+    KeySpec("ssh.enabled", "bool", False, "invalid boolean for ssh.enabled",
+            "extension: constrict SSH after NEWKEYS on TCP ssh.ports"),
+    KeySpec("ssh.ports", "port list", (22,), "invalid port list for ssh.ports",
+            "extension: TCP ports classified as SSH; replaces the default list"),
+    KeySpec("ssh.keep_bytes", "u32", 0, "invalid unsigned integer for ssh.keep_bytes",
+            "extension: payload bytes kept of each segment after NEWKEYS"),
     KeySpec("stats.enabled", "bool", True, "invalid boolean for stats.enabled",
             "print the stats block after an offline run"),
 )
