@@ -55,6 +55,9 @@ DEFAULTS = {
     "ssh.enabled": False,
     "ssh.ports": (22,),
     "ssh.keep_bytes": 0,
+    "dtls.enabled": False,
+    "dtls.ports": (443, 4433, 5684),
+    "dtls.keep_bytes": 0,
 }
 
 

@@ -14,9 +14,11 @@ SHARED = Path("/work/shared")
 CAPTURES = sorted((SHARED / "captures" / "external").glob("*.pcap")) + sorted(
     (SHARED / "fixtures" / "upstream").rglob("*.pcap")
 )
-EVERY_PROTOCOL = "[wireguard]\nenabled = true\n[ipsec]\nenabled = true\n[ssh]\nenabled = true\n"
-# what the enabled protocols may touch: their ports and IP protocol 50
-THEIR_PACKETS = "udp.port == 51820 or udp.port == 4500 or ip.proto == 50 or tcp.port == 22"
+EVERY_PROTOCOL = "".join(f"[{name}]\nenabled = true\n" for name in ("wireguard", "ipsec", "ssh", "dtls"))
+# what the enabled protocols may touch: their default ports and IP protocol 50
+THEIR_PACKETS = (
+    "udp.port == 51820 or udp.port == 4500 or ip.proto == 50 or tcp.port == 22 or udp.port in {443 4433 5684}"
+)
 
 
 def _run(tmp_path: Path, capture: Path, sections: str, name: str):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .decode import Decoded
+from .dtls import DTLS_FACTS, DtlsAnalyzer
 from .facts import Fact
 from .flow import FLOW_FACTS, FlowAnalyzer
 from .ipsec import IPSEC_FACTS, IpsecAnalyzer
@@ -65,4 +66,5 @@ ANALYZERS: dict[str, AnalyzerSpec] = {
     "wireguard": AnalyzerSpec("wireguard", WireguardAnalyzer, WIREGUARD_FACTS, "w", "udp", {}),
     "ipsec": AnalyzerSpec("ipsec", IpsecAnalyzer, IPSEC_FACTS, "e", "ip", {}),
     "ssh": AnalyzerSpec("ssh", SshAnalyzer, SSH_FACTS, "s", "tcp", dict(_FLOW_OPTIONS)),
+    "dtls": AnalyzerSpec("dtls", DtlsAnalyzer, DTLS_FACTS, "x", "udp", dict(_FLOW_OPTIONS)),
 }  # fmt: skip

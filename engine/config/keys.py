@@ -249,6 +249,12 @@ _TABLE = (
             "extension: TCP ports classified as SSH; replaces the default list"),
     KeySpec("ssh.keep_bytes", "u32", 0, "invalid unsigned integer for ssh.keep_bytes",
             "extension: payload bytes kept of each segment after NEWKEYS"),
+    KeySpec("dtls.enabled", "bool", False, "invalid boolean for dtls.enabled",
+            "extension: constrict DTLS Application Data on UDP dtls.ports"),
+    KeySpec("dtls.ports", "port list", (443, 4433, 5684), "invalid port list for dtls.ports",
+            "extension: UDP ports read as DTLS when the first byte is 20-63; replaces the default list"),
+    KeySpec("dtls.keep_bytes", "u32", 0, "invalid unsigned integer for dtls.keep_bytes",
+            "extension: bytes kept after an Application Data record's header"),
     KeySpec("stats.enabled", "bool", True, "invalid boolean for stats.enabled",
             "print the stats block after an offline run"),
 )
