@@ -56,6 +56,12 @@ DEFAULTS = {
     "ipsec.nat_t_ports": (4500,),
     "ipsec.keep_bytes": 0,
     "metrics.listen": "",  # issue 18: no endpoint unless set
+    "ssh.enabled": False,
+    "ssh.ports": (22,),
+    "ssh.keep_bytes": 0,
+    "dtls.enabled": False,
+    "dtls.ports": (443, 4433, 5684),
+    "dtls.keep_bytes": 0,
 }
 
 

@@ -52,6 +52,10 @@ LINE_MESSAGES = {
     "invalid unsigned integer for wireguard.keep_bytes", "unknown key in [wireguard]",
     "invalid boolean for ipsec.enabled", "invalid port list for ipsec.nat_t_ports",
     "invalid unsigned integer for ipsec.keep_bytes", "unknown key in [ipsec]",
+    "invalid boolean for ssh.enabled", "invalid port list for ssh.ports",
+    "invalid unsigned integer for ssh.keep_bytes", "unknown key in [ssh]",
+    "invalid boolean for dtls.enabled", "invalid port list for dtls.ports",
+    "invalid unsigned integer for dtls.keep_bytes", "unknown key in [dtls]",
 }  # fmt: skip
 FINAL_MESSAGES = {  # §5.5, and the max_flows extension (DECISIONS #6)
     "capture.default_snaplen must be greater than 0", "capture.max_capture_len must be greater than 0",

@@ -12,9 +12,11 @@ from conftest import FIXTURES, run_cli
 from pcapconstrictor.engine.sources.offline_input import open_offline_input
 
 CAPTURES = sorted(p for p in FIXTURES.rglob("*.pcap*") if p.suffix in (".pcap", ".pcapng"))
-EVERY_PROTOCOL = "[wireguard]\nenabled = true\n[ipsec]\nenabled = true\n"
-# what the enabled protocols may touch: their ports and IP protocol 50
-THEIR_PACKETS = "udp.port == 51820 or udp.port == 4500 or ip.proto == 50"
+EVERY_PROTOCOL = "".join(f"[{name}]\nenabled = true\n" for name in ("wireguard", "ipsec", "ssh", "dtls"))
+# what the enabled protocols may touch: their default ports and IP protocol 50
+THEIR_PACKETS = (
+    "udp.port == 51820 or udp.port == 4500 or ip.proto == 50 or tcp.port == 22 or udp.port in {443 4433 5684}"
+)
 
 
 def _records(path: Path) -> list:

@@ -71,4 +71,11 @@ DECODE_FACTS = {
         ("payload_offset", "int", "payload_offset", "frame offset of the UDP payload"),
         ("payload_len", "int", "payload_len", "UDP length - 8"),
     ]),
+    # RFC 9443 §7 demultiplexes DTLS, QUIC, STUN, ... on one port by this byte (issue 16)
+    "udp.first_byte": Fact(
+        "udp.first_byte", "int",
+        f"(data[{DECODED}payload_offset] if {DECODED}udp and {DECODED}payload_len > 0"
+        f" and {DECODED}payload_offset < n else -1)",
+        "first byte of the UDP payload (-1 if none)",
+    ),
 }  # fmt: skip

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .decode import Decoded
+from .dtls import DTLS_FACTS, DtlsAnalyzer
 from .facts import Fact
 from .flow import FLOW_FACTS, FlowAnalyzer
 from .ipsec import IPSEC_FACTS, IpsecAnalyzer
 from .quic import QUIC_FACTS, QuicAnalyzer
+from .ssh import SSH_FACTS, SshAnalyzer
 from .tls import BOUNDARY_MODES, RESYNC_MODES, TLS_FACTS, TlsAnalyzer
 from .wireguard import WIREGUARD_FACTS, WireguardAnalyzer
 
@@ -63,4 +65,6 @@ ANALYZERS: dict[str, AnalyzerSpec] = {
     "flow": AnalyzerSpec("flow", FlowAnalyzer, FLOW_FACTS, "fl", "ip", dict(_FLOW_OPTIONS)),
     "wireguard": AnalyzerSpec("wireguard", WireguardAnalyzer, WIREGUARD_FACTS, "w", "udp", {}),
     "ipsec": AnalyzerSpec("ipsec", IpsecAnalyzer, IPSEC_FACTS, "e", "ip", {}),
+    "ssh": AnalyzerSpec("ssh", SshAnalyzer, SSH_FACTS, "s", "tcp", dict(_FLOW_OPTIONS)),
+    "dtls": AnalyzerSpec("dtls", DtlsAnalyzer, DTLS_FACTS, "x", "udp", dict(_FLOW_OPTIONS)),
 }  # fmt: skip

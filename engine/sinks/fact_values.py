@@ -38,6 +38,7 @@ def fact_values(names: list[str], section: str, data: bytes, orig_len: int, trac
     n = len(data)
     env = {
         "n": n, "orig_len": orig_len, "eff": min(n, orig_len), "inconsistent": orig_len < n,
+        "data": data,  # udp.first_byte reads it
     }  # fmt: skip
     env.update((spec.var, trace.facts) for spec in ANALYZERS.values())  # each analyzer's facts variable
     if trace.decoded is not None:
