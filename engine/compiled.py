@@ -14,7 +14,7 @@ import importlib
 # modules under engine/ compiled by setup.py (a literal: setup.py reads it without importing us)
 MYPYC_MODULES = (
     "analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls",
-    "analysis.wireguard", "analysis.ipsec",
+    "analysis.wireguard", "analysis.ipsec", "analysis.ssh", "analysis.dtls",
 )
 
 
