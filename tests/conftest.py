@@ -95,3 +95,11 @@ def cert(tmp_path_factory, namespaces_available) -> tuple[Path, Path]:
                     "-nodes", "-subj", "/CN=pcapconstrictor.test", "-days", "2", "-keyout", str(key),
                     "-out", str(crt)], check=True, capture_output=True, timeout=30)  # fmt: skip
     return crt, key
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test that builds network namespaces is a live test: ``-m "not live"`` leaves them out
+    (CI's second, pure-Python run checks the offline bytes only)."""
+    for item in items:
+        if "namespaces_available" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
