@@ -55,6 +55,26 @@ class PcapReadError(Exception):
     """A §12.1 reader error; ``str(exc)`` is exactly the upstream message."""
 
 
+def open_input(path: str, stream: BinaryIO | None, buffering: int) -> tuple[BinaryIO, int | None]:
+    """The file to read and how many bytes it has (None: read to EOF): ``stream`` as given (a
+    decompressed file), standard input for ``'-'``, else a regular file opened by path; the
+    §12.1 errors for a path that is no readable regular file."""
+    if stream is not None:
+        return stream, None
+    if path == "-":
+        return sys.stdin.buffer, None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        raise PcapReadError("failed to read input file size") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PcapReadError("failed to read input file size")
+    try:
+        return open(path, "rb", buffering=buffering), st.st_size
+    except OSError:
+        raise PcapReadError("failed to open input file") from None
+
+
 class PcapReader:
     """Classic PCAP records as ``(ts_ns, data, orig_len)``, one buffer at a time.
 
@@ -75,24 +95,7 @@ class PcapReader:
         self.path = path
         self._file: BinaryIO | None = None
         self._close_file = path != "-"
-        if stream is not None:  # e.g. a decompressed file (capture_files.open_capture): read to EOF
-            self._remaining: int | None = None
-            self._file = stream
-        elif path == "-":
-            self._remaining = None  # unknown size: read to EOF
-            self._file = sys.stdin.buffer
-        else:
-            try:
-                st = os.stat(path)
-            except (OSError, ValueError):
-                raise PcapReadError("failed to read input file size") from None
-            if not stat.S_ISREG(st.st_mode):
-                raise PcapReadError("failed to read input file size")
-            self._remaining = st.st_size
-            try:
-                self._file = open(path, "rb", buffering=0)  # closed in close()
-            except OSError:
-                raise PcapReadError("failed to open input file") from None
+        self._file, self._remaining = open_input(path, stream, buffering=0)  # closed in close()
         try:
             self._read_global_header()
         except BaseException:

@@ -10,16 +10,13 @@ bad block is yielded first, then the error names the block (counted from 1) and 
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
 
-from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
+from pcapconstrictor.engine.sources.pcap_reader import PcapReadError, open_input
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats import pcapng as ng
 from pcapconstrictor.formats.layout import Layout
@@ -79,23 +76,7 @@ class PcapngReader:
         self._block_no = 0
         self._offset = 0
         self._close_file = path != "-"
-        self._remaining: int | None = None
-        if stream is not None:  # a decompressed file (capture_files.open_capture): read to EOF
-            self._file = stream
-        elif path == "-":
-            self._file = sys.stdin.buffer
-        else:
-            try:
-                st = os.stat(path)
-            except (OSError, ValueError):
-                raise PcapReadError("failed to read input file size") from None
-            if not stat.S_ISREG(st.st_mode):
-                raise PcapReadError("failed to read input file size")
-            self._remaining = st.st_size
-            try:
-                self._file = open(path, "rb", buffering=1 << 20)  # closed in close()
-            except OSError:
-                raise PcapReadError("failed to open input file") from None
+        self._file, self._remaining = open_input(path, stream, buffering=1 << 20)  # closed in close()
         self._ahead: list = []
         try:
             self._ahead = list(self._packets_until_first())
