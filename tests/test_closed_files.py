@@ -170,7 +170,7 @@ def test_zstd_without_the_zstandard_package_is_a_clear_configuration_error(tmp_p
     config_path = tmp_path / "c.ini"
     settings = "rotate_bytes = 5000\ncompress = zstd\n"
     config_path.write_text(f"[capture]\noutput = {tmp_path / 'r.pcap'}\n{settings}")
-    monkeypatch.setattr(output, "zstandard_module", lambda: None)
+    monkeypatch.setattr(closed_files, "zstandard_module", lambda: None)
     message = r"needs the zstandard package \(pip install zstandard\)"
     with pytest.raises(output.OutputConfigError, match=message):
         output.check_output(load_config(str(config_path)))

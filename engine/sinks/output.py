@@ -9,23 +9,19 @@ truncates them to microseconds (SPEC §11.3).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pcapconstrictor.engine.config import Config, output_snaplen
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
 
-from .closed_files import (
-    ClosedFiles,
-    ClosedFilesConfigError,
-    ClosedFileSettings,
-    command_argv,
-    zstandard_module,
-)
 from .pcap_writer import PcapWriter
 from .pcapng_section_writer import PcapngSections, PcapngSectionWriter
 from .pcapng_writer import PcapngWriter
 from .rotation import FileNames, RotatingSink
+
+if TYPE_CHECKING:
+    from .closed_files import ClosedFileSettings
 
 PCAPNG_EXTENSIONS = (".pcapng", ".ntar")
 
@@ -68,24 +64,28 @@ def check_output(config: Config) -> None:
             raise OutputConfigError(f"{key} needs capture.rotate_bytes or capture.rotate_seconds")
     if config["capture.compress"] != "none" and not rotates(config):
         raise OutputConfigError("capture.compress needs capture.rotate_bytes or capture.rotate_seconds")
-    closed_file_settings(config)
+    if rotates(config):  # without rotation the checks above already refused every closed-file key
+        closed_file_settings(config)
 
 
 def closed_file_settings(config: Config) -> ClosedFileSettings:
-    """Issue 18 #3: what happens to each closed file; raises OutputConfigError."""
+    """Issue 18 #3: what happens to each closed file; raises OutputConfigError.  Imported here:
+    only a rotated run needs closed_files (and the subprocess, gzip and queue it brings)."""
+    from . import closed_files
+
     try:
-        command = command_argv(str(config["capture.post_rotate_command"]))
-    except ClosedFilesConfigError as e:
+        command = closed_files.command_argv(str(config["capture.post_rotate_command"]))
+    except closed_files.ClosedFilesConfigError as e:
         raise OutputConfigError(str(e)) from None
-    if config["capture.compress"] == "zstd" and zstandard_module() is None:
+    if config["capture.compress"] == "zstd" and closed_files.zstandard_module() is None:
         raise OutputConfigError("capture.compress = zstd needs the zstandard package "
                                 "(pip install zstandard)")  # fmt: skip
     total, limit = config["capture.rotate_total_bytes"], config["capture.rotate_bytes"]
     if total and limit and total <= limit:
         raise OutputConfigError("capture.rotate_total_bytes must be larger than capture.rotate_bytes "
                                 "(the open file alone can grow to that)")  # fmt: skip
-    return ClosedFileSettings(str(config["capture.compress"]), command, config["capture.rotate_files"],
-                              total, limit)  # fmt: skip
+    return closed_files.ClosedFileSettings(str(config["capture.compress"]), command,
+                                           config["capture.rotate_files"], total, limit)  # fmt: skip
 
 
 def open_sink(config: Config, *, policy: str, application: str, if_name: str | None = None,
@@ -133,6 +133,8 @@ def open_sink(config: Config, *, policy: str, application: str, if_name: str | N
         return open_file(output)
     names = FileNames(output, by_size=bool(config["capture.rotate_bytes"]))
     settings = closed_file_settings(config)
+    from .closed_files import ClosedFiles
+
     hand_on = (lambda: ClosedFiles(settings)) if settings.active else None
     return RotatingSink(open_file, names, rotate_bytes=config["capture.rotate_bytes"],
                         rotate_seconds=config["capture.rotate_seconds"],

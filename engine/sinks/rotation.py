@@ -30,10 +30,13 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .closed_files import ClosedFiles
 from .output_file import OutputFile, OutputFileRefused, create_output_file
 from .pcap_writer import OutputRefusedError, PcapWriteError
+
+if TYPE_CHECKING:  # made by the caller, only for a run that compresses or hands files on
+    from .closed_files import ClosedFiles
 
 NS_PER_SECOND = 1_000_000_000
 

@@ -15,7 +15,8 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from pcapconstrictor.formats.pcap import MAGIC_MICROSECONDS, MAGIC_NANOSECONDS, PCAPNG_BLOCK_TYPE_SHB
+from pcapconstrictor.formats.pcap import MAGIC_MICROSECONDS, MAGIC_NANOSECONDS
+from pcapconstrictor.formats.pcapng import BLOCK_TYPE_SHB
 
 from .offline_input import PCAPNG_MAGIC, open_offline_input
 from .pcap_reader import PcapReader
@@ -28,7 +29,7 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".ntar")
 
 
 def _capture_magics() -> set[bytes]:
-    words = (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS, PCAPNG_BLOCK_TYPE_SHB)
+    words = (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS, BLOCK_TYPE_SHB)
     return {w.to_bytes(4, order) for w in words for order in ("little", "big")}
 
 

@@ -23,12 +23,12 @@ from pcapconstrictor.formats.pcap import (
     LINKTYPE_ETHERNET,
     MAGIC_MICROSECONDS,
     MAGIC_NANOSECONDS,
-    PCAPNG_BLOCK_TYPE_SHB,
     pcap_file_header_be,
     pcap_file_header_le,
     pcaprec_hdr_be,
     pcaprec_hdr_le,
 )
+from pcapconstrictor.formats.pcapng import BLOCK_TYPE_SHB
 
 from .record_batch import RecordBatch
 
@@ -108,7 +108,7 @@ class PcapReader:
             raise PcapReadError("file offset 0: unexpected EOF while reading PCAP global header")
         as_be = _FILE_HEADER[True].whole_struct().unpack_from(raw)
         as_le = _FILE_HEADER[False].whole_struct().unpack_from(raw)
-        if as_be[0] == PCAPNG_BLOCK_TYPE_SHB:
+        if as_be[0] == BLOCK_TYPE_SHB:
             raise PcapReadError("file offset 0: pcapng is not supported by this offline feed mode")
         magics = (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS)
         if as_le[0] in magics:
