@@ -73,6 +73,25 @@ def test_replacing_a_key_is_not_an_eviction():
     assert table.evictions == 0 and table.entries["a"].name == "a2" and len(table) == 2
 
 
+def test_the_hand_passes_a_replaced_entry_and_evicts_the_next_live_one():
+    table = filled(2, ["a", "b"])
+    table.get("a", 2)  # the old state of a is marked used, then replaced: its mark is moot
+    table.put("a", State("a2"), 3)
+    table.put("c", State("c"), 4)  # the hand meets a's old state first, then b
+    assert clock_order(table) == ["a", "c"] and table.entries["a"].name == "a2"
+    assert table.evictions == 1
+    table.put("d", State("d"), 5)
+    assert clock_order(table) == ["c", "d"] and table.evictions == 2
+
+
+def test_add_stores_a_key_a_lookup_just_missed_and_evicts_when_full():
+    table = filled(2, ["a", "b"], timeout_ns=100)
+    assert table.get("c", 2) is None
+    table.add("c", State("c"), 2)
+    assert clock_order(table) == ["b", "c"] and table.evictions == 1
+    assert set(table.last_seen) == {"b", "c"}  # the evicted key's idle clock went with it
+
+
 def test_idle_entries_expire_on_lookup_and_are_counted():
     table = filled(10, ["a"], timeout_ns=100)
     assert table.get("a", 100) is not None  # exactly the timeout: still alive

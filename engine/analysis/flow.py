@@ -111,7 +111,7 @@ class FlowAnalyzer:
         key, forward = self.key(protocol, src, dst, sport, dport)
         state = self.flows.get(key, ts_ns)
         if state is None:
-            state = self.flows.put(key, FlowCounters(ts_ns), ts_ns)
+            state = self.flows.add(key, FlowCounters(ts_ns), ts_ns)
         d = state.a if forward else state.b
         f = FlowFacts()
         f.payload_offset, f.payload_len = base, n

@@ -73,13 +73,19 @@ class FlowTable(Generic[S]):
     def get_or_create(self, key: object, now_ns: int, factory: Callable[[], S]) -> S:
         state = self.get(key, now_ns)
         if state is None:
-            state = self.put(key, factory(), now_ns)
+            state = self.add(key, factory(), now_ns)
         return state
 
     def put(self, key: object, state: S, now_ns: int) -> S:
         """Store ``state`` for ``key`` (replacing any), evicting one entry if full."""
+        self.entries.pop(key, None)
+        return self.add(key, state, now_ns)
+
+    def add(self, key: object, state: S, now_ns: int) -> S:
+        """:meth:`put` for a key the table does not hold (a :meth:`get` of it just missed):
+        one dict operation fewer per new flow."""
         entries = self.entries
-        if entries.pop(key, None) is None and len(entries) >= self.max_flows:
+        if len(entries) >= self.max_flows:
             self._evict()
         if len(self.order_keys) >= 2 * self.max_flows:
             self._drop_stale()
@@ -106,17 +112,20 @@ class FlowTable(Generic[S]):
         while True:
             oldest = keys.popleft()
             state = states.popleft()
-            if entries.get(oldest) is not state:  # deleted, expired or replaced since
+            if state.used:  # second chance, if still live: to the back, unmarked
+                if entries.get(oldest) is state:
+                    state.used = False
+                    keys.append(oldest)
+                    states.append(state)
                 continue
-            if state.used:  # second chance: to the back, unmarked
-                state.used = False
-                keys.append(oldest)
-                states.append(state)
-                continue
-            del entries[oldest]
-            self.last_seen.pop(oldest, None)
-            self.evictions += 1
-            return
+            current = entries.pop(oldest, None)  # one dict operation for the usual case
+            if current is state:
+                if self.idle_timeout_ns:
+                    self.last_seen.pop(oldest, None)
+                self.evictions += 1
+                return
+            if current is not None:  # replaced since: the newer state stays
+                entries[oldest] = current
 
     def delete(self, key: object) -> None:
         if self.entries.pop(key, None) is not None:

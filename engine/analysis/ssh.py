@@ -112,7 +112,7 @@ class SshAnalyzer:
         if s is None:
             if data[base : base + len(_PREFIX)] != _PREFIX:
                 return _NO_IDENTIFICATION
-            s = flows.put(key, SshDirectionState(), ts_ns)
+            s = flows.add(key, SshDirectionState(), ts_ns)
             s.expected_seq = seq
         if s.phase == ENCRYPTED:
             return _encrypted(s, seq, n)

@@ -166,7 +166,7 @@ class TlsAnalyzer:
             # deleted at once (after possibly evicting a real flow to make room).
             if n < _HEADER_SIZE or data[base] != _HANDSHAKE or data[base + _VERSION_AT] != _MAJOR:
                 return _NO_RECORD
-            s = flows.put(key, TlsDirectionState(), ts_ns)
+            s = flows.add(key, TlsDirectionState(), ts_ns)
         f = TlsFacts()
         was_confirmed = s.confirmed
         if s.synchronized and seq != s.expected_seq:  # step 4: gap or retransmission
@@ -252,7 +252,7 @@ class TlsAnalyzer:
             f.confirmed = confirmed
             f.seen_app_data = seen
             if confirmed:
-                fresh = flows.put(key, TlsDirectionState(), ts_ns)
+                fresh = flows.add(key, TlsDirectionState(), ts_ns)
                 fresh.confirmed = True
                 fresh.seen_app_data = seen
             return f
