@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import selectors
 import shutil
@@ -367,11 +368,11 @@ def progress(line: str) -> None:
 def live_rows(seconds: float = SECONDS, budget: float = BUDGET, log=progress,
               match: str = "") -> list[tuple[str, str, str]]:  # fmt: skip
     """The live section of bench/run.py's table (each step is logged to stderr); ``match``:
-    only the capturers whose label contains it."""
+    only the capturers whose label it finds (a regular expression)."""
     reason = unavailable()
     if reason:
         return [("live capture", "not measured", reason)]
-    capturers = [c for c in CAPTURERS if match in c.label]
+    capturers = [c for c in CAPTURERS if re.search(match, c.label)]
     skipped = []
     if shutil.which("tcpdump") is None:
         capturers = [c for c in capturers if c.backend is not None]
@@ -397,7 +398,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=SECONDS, help="traffic per step")
     ap.add_argument("--budget", type=float, default=BUDGET, help="seconds for all the searches")
-    ap.add_argument("--match", default="", help="only the rows whose label contains this (e.g. TLS)")
+    ap.add_argument("--match", default="", help="only the rows whose label this regex finds (e.g. TLS)")
     args = ap.parse_args()
     from run import machine  # bench/, the script's directory, is on sys.path
 
