@@ -7,10 +7,13 @@ nothing else is on the link).  In one, a small C sender (bench/blaster.c, compil
 into a temporary directory) writes 64-byte Ethernet/IPv4/UDP frames of 256 flows at a set
 rate, plain UDP (decoded, classified and cut by the rules; no TLS/QUIC analysis) or, in one
 row, with every other flow to UDP 443 carrying QUIC-shaped short headers, which the QUIC
-analyzer parses.  They are addressed to a MAC the receiver does not own, as mirrored
-traffic is, so its IP stack drops them at once and capturing is the only work they make.
-In the other namespace the recorder (default config but for backend and workers, output on
-disk) or ``tcpdump -w`` captures them.
+analyzer parses.  The TLS rows send 576-byte TCP segments from port 443 of 256 connections,
+each one whole TLS record in sequence (a Handshake record first, then Application Data), so
+the TLS analyzer walks every record and the rules cut every segment after the first (to the
+default 256 bytes of the record); tcpdump writes them whole.  They are addressed to a MAC
+the receiver does not own, as mirrored traffic is, so its IP stack drops them at once and
+capturing is the only work they make.  In the other namespace the recorder (default config
+but for backend and workers, output on disk) or ``tcpdump -w`` captures them.
 
 A step passes when the recorder reports 0 kernel drops *and* has every frame sent in its
 file(s) SETTLE seconds after the last one was sent, so its 64 MiB ring cannot hide a
@@ -29,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
 import selectors
 import shutil
 import signal
@@ -49,7 +54,7 @@ SECONDS = 4.0  # of traffic per step
 SETTLE = 0.3  # after the last frame: longer than a ring block's 64 ms timeout
 STEP = 1.25
 SENDER_SLACK = 0.97  # a sender below this share of the rate asked is the limit
-BUDGET = 270.0  # seconds for the whole live section
+BUDGET = 420.0  # seconds for the whole live section
 CPUS = os.cpu_count() or 1
 
 
@@ -61,6 +66,7 @@ class Capturer:
     start: int  # the first rate tried, frames/s
     target: int  # issue 5's zero-drop target; 0: none (the comparison)
     quic_every: int = 0  # every n-th flow QUIC-shaped to UDP 443; 0: plain UDP only
+    tls: bool = False  # TLS Application Data segments on established-looking connections
 
     @property
     def has_own_cpus(self) -> bool:
@@ -74,7 +80,11 @@ CAPTURERS = (
     Capturer("recvmsg, workers=1", "recvmsg", 1, 150_000, 150_000),
     Capturer("tcpdump -w (same setup)", None, 1, 400_000, 0),
     Capturer("tpacket_v3, workers=1, half the flows QUIC-shaped", "tpacket_v3", 1, 300_000, 0, quic_every=2),
+    Capturer("TLS application data, tpacket_v3, workers=1", "tpacket_v3", 1, 300_000, 0, tls=True),
+    Capturer("TLS application data, recvmsg, workers=1", "recvmsg", 1, 150_000, 0, tls=True),
+    Capturer("TLS application data, tcpdump -w", None, 1, 300_000, 0, tls=True),
 )
+TLS_FRAME = 576  # bytes of a TLS-mode frame (blaster.c's TLS_FRAME_LEN)
 
 
 @dataclass
@@ -85,6 +95,8 @@ class Step:
     captured: int  # frames in the capturer's file(s)
     drops: int  # the capturer's own kernel drop count
     judge_written: bool = True  # also require every frame sent to be written
+    cut: int = -1  # the recorder's tls_appdata_constricted count (-1: not known)
+    cpu: float = 0.0  # the capturer's CPU seconds (user + system), start-up included
 
     @property
     def achieved(self) -> float:
@@ -176,13 +188,15 @@ class LiveBench:
         self.namespaces.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def blast(self, rate: int, seconds: float, quic_every: int = 0,
-              new_flows: bool = False) -> tuple[int, float]:  # fmt: skip
+    def blast(self, rate: int, seconds: float, quic_every: int = 0, new_flows: bool = False,
+              tls: bool = False) -> tuple[int, float]:  # fmt: skip
         """Send ``rate`` frames/s for ``seconds``; (frames sent, seconds it took).  ``new_flows``:
-        every frame a new TLS flow (bench/flow_flood.py)."""
+        every frame a new TLS flow (bench/flow_flood.py); ``tls``: TLS records on 256
+        connections (blaster.c's MODE 2)."""
         count = max(1, int(rate * seconds))
+        mode = 1 if new_flows else 2 if tls else 0
         out = _run("ip", "netns", "exec", self.tx, "taskset", "-c", "0", str(self.blaster), TX_IF, OTHER_MAC,
-                   str(rate), str(count), str(seconds), str(FLOWS), str(quic_every), str(int(new_flows)),
+                   str(rate), str(count), str(seconds), str(FLOWS), str(quic_every), str(mode),
                    timeout=seconds * 2 + 30)  # fmt: skip
         sent, took = out.split()
         return int(sent), float(took)
@@ -206,10 +220,13 @@ class LiveBench:
         self.processes.append(process)
         try:
             _wait_for(process, stream, ready)
-            sent, took = self.blast(rate, self.seconds, capturer.quic_every)
+            sent, took = self.blast(rate, self.seconds, capturer.quic_every, tls=capturer.tls)
             time.sleep(SETTLE)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the sender's already counted
             process.send_signal(signal.SIGINT)
             out, err = (s.decode(errors="replace") for s in process.communicate(timeout=60))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         finally:
             if process.poll() is None:
                 process.kill()
@@ -218,8 +235,8 @@ class LiveBench:
             for path in self.tmp.glob("live.pcap*"):
                 path.unlink()
         if capturer.backend is None:
-            return Step(rate, sent, took, *_tcpdump_counts(err), judge_written=False)
-        return Step(rate, sent, took, *_recorder_counts(out, err))
+            return Step(rate, sent, took, *_tcpdump_counts(err), judge_written=False, cpu=cpu)
+        return Step(rate, sent, took, *_recorder_counts(out, err), cpu=cpu)
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -242,11 +259,12 @@ def _wait_for(process: subprocess.Popen, stream_name: str, needle: str, timeout:
             seen += chunk
 
 
-def _recorder_counts(out: str, err: str) -> tuple[int, int]:
+def _recorder_counts(out: str, err: str) -> tuple[int, int, bool, int]:
     if "Final stats:\n" not in out:
         raise RuntimeError(f"the recorder failed: {err.strip()}")
     stats = dict(line.split(": ", 1) for line in out.split("Final stats:\n", 1)[1].splitlines())
-    return int(stats["packets_total"]), int(stats["kernel_drops"])
+    cut = int(stats.get("tls_appdata_constricted", -1))
+    return int(stats["packets_total"]), int(stats["kernel_drops"]), True, cut
 
 
 def _tcpdump_counts(err: str) -> tuple[int, int]:
@@ -287,7 +305,7 @@ def search(bench: LiveBench, capturer: Capturer, deadline: float, log=None) -> S
         if log is not None:
             verdict = "pass" if step.passed else step.failure()
             log(f"  {capturer.label}: asked {rate:,}/s, sent {step.achieved:,.0f}/s, "
-                f"captured {step.captured:,} of {step.sent:,}: {verdict}")  # fmt: skip
+                f"captured {step.captured:,} of {step.sent:,}, {step.cpu:.1f} s CPU: {verdict}")  # fmt: skip
         best, failure = result.best, result.lowest_failure
         if failure is None:
             if step.sender_limited:
@@ -305,9 +323,9 @@ def search(bench: LiveBench, capturer: Capturer, deadline: float, log=None) -> S
     return result
 
 
-def sender_alone(bench: LiveBench) -> float:
+def sender_alone(bench: LiveBench, tls: bool = False) -> float:
     """What the sender achieves with nothing capturing: its ceiling on this machine."""
-    sent, took = bench.blast(5_000_000, 1.5)
+    sent, took = bench.blast(5_000_000, 1.5, tls=tls)
     return sent / took
 
 
@@ -319,7 +337,7 @@ def row_for(result: Search) -> tuple[str, str, str]:
         where = f"lowest step, {failure.rate:,}/s: {failure.failure()}" if failure else "no step ran"
         return name, "below the lowest step", f"{where}; {steps}"
     figure = f"{best.achieved:,.0f} pkt/s"
-    notes = []
+    notes = [f"capturer CPU at that step {best.cpu / best.seconds:.0%} of one core"]
     if capturer.target:
         short = 1 - best.achieved / capturer.target
         verdict = "met" if short <= 0 else f"NOT met, {short:.0%} short"
@@ -336,6 +354,8 @@ def row_for(result: Search) -> tuple[str, str, str]:
             notes.append("no step failed in the time given")
     if capturer.backend is None:
         notes.insert(0, 'judged by its exit summary: 0 "packets dropped by kernel"')
+    elif capturer.tls and best.cut >= 0:
+        notes.insert(0, f"TLS records cut at that step: {best.cut:,} of {best.sent:,} frames")
     if not capturer.has_own_cpus:
         notes.append(f"{capturer.workers} processes on {CPUS} cores: they share CPU 0 with the sender")
     return name, figure, "; ".join([*notes, steps])
@@ -345,12 +365,14 @@ def progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def live_rows(seconds: float = SECONDS, budget: float = BUDGET, log=progress) -> list[tuple[str, str, str]]:
-    """The live section of bench/run.py's table (each step is logged to stderr)."""
+def live_rows(seconds: float = SECONDS, budget: float = BUDGET, log=progress,
+              match: str = "") -> list[tuple[str, str, str]]:  # fmt: skip
+    """The live section of bench/run.py's table (each step is logged to stderr); ``match``:
+    only the capturers whose label it finds (a regular expression)."""
     reason = unavailable()
     if reason:
         return [("live capture", "not measured", reason)]
-    capturers = list(CAPTURERS)
+    capturers = [c for c in CAPTURERS if re.search(match, c.label)]
     skipped = []
     if shutil.which("tcpdump") is None:
         capturers = [c for c in capturers if c.backend is not None]
@@ -362,6 +384,9 @@ def live_rows(seconds: float = SECONDS, budget: float = BUDGET, log=progress) ->
         rows.append(("live, the sender alone (nothing capturing)", f"{sender_max:,.0f} pkt/s",
                      f"64-byte frames, {FLOWS} UDP flows, AF_PACKET sendmmsg over veth, pinned to CPU 0; "
                      f"the capturers run beside it on the other {CPUS - 1} of {CPUS} cores"))  # fmt: skip
+        if any(c.tls for c in capturers):
+            rows.append(("live, the sender alone, TLS frames", f"{sender_alone(bench, tls=True):,.0f} pkt/s",
+                         f"{TLS_FRAME}-byte TCP segments, one TLS record each, {FLOWS} connections"))
         for index, capturer in enumerate(capturers):
             share = (budget - (time.monotonic() - started)) / (len(capturers) - index)
             result = search(bench, capturer, time.monotonic() + share, log)
@@ -373,10 +398,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=SECONDS, help="traffic per step")
     ap.add_argument("--budget", type=float, default=BUDGET, help="seconds for all the searches")
+    ap.add_argument("--match", default="", help="only the rows whose label this regex finds (e.g. TLS)")
     args = ap.parse_args()
     from run import machine  # bench/, the script's directory, is on sys.path
 
-    rows = live_rows(args.seconds, args.budget)
+    rows = live_rows(args.seconds, args.budget, match=args.match)
     print(f"machine: {machine()}\n")
     print("| benchmark | figure | notes |\n|---|---|---|")
     for name, figure, notes in rows:

@@ -22,9 +22,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from compare import PROTOCOL_SECTIONS, build_protocol, compare_rows  # noqa: E402
+from analyzer_cost import cost_rows  # noqa: E402
+from compare import compare_rows  # noqa: E402
 from make_mix import build, replay  # noqa: E402
 from offline import CONFIG  # noqa: E402
+from protocol_inputs import SECTIONS, build_protocol, to_pcapng  # noqa: E402
 
 from pcapconstrictor.engine.compiled import build_description  # noqa: E402
 from pcapconstrictor.engine.config import parse_config_text  # noqa: E402
@@ -44,17 +46,40 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}; {build}"
 
 
+# flow budgets on (docs/configuration.md "Flow budgets"): 64 KiB per flow direction kept whole
+BUDGET_SECTION = "\n[flow]\nbudget_bytes = 65536\nbudget_keep_bytes = 0\n"
+# a pcapng input gives a pcapng output by default: classic PCAP, as tcpdump -w and the struct loop write
+PCAP_OUTPUT = "\n[capture]\nformat = pcap\n"
+KINDS = (
+    ("mix", "TLS+QUIC+other mix"), ("tls", "bulk TLS only"), ("plain", "non-TLS/QUIC only"),
+    ("mix.pcapng", "TLS+QUIC+other mix as pcapng"), ("mix", "TLS+QUIC+other mix, flow budget 64 KiB"),
+    ("wireguard", "WireGuard transport data"), ("esp", "IPsec ESP"),
+    ("ssh", "SSH (key exchange, then encrypted)"),
+    ("dtls", "DTLS 1.2 (hellos, then Application Data)"),
+)  # fmt: skip
+
+
+def input_file(kind: str, count: int, workdir: str) -> str:
+    """The generated input of ``kind`` (built once and kept in ``workdir``)."""
+    base, _, ext = kind.partition(".")
+    path = os.path.join(workdir, f"bench_{base}_{count}.{ext or 'pcap'}")
+    if not os.path.exists(path):
+        if ext == "pcapng":
+            to_pcapng(input_file(base, count, workdir), path)
+        elif kind in SECTIONS:
+            build_protocol(kind, count, path)
+        else:
+            build(kind, count, path)
+    return path
+
+
 def offline_rows(count: int, workdir: str, pythons: dict[str, str], rounds: int) -> list[tuple[str, ...]]:
     rows = []
-    kinds = (("mix", "TLS+QUIC+other mix"), ("tls", "bulk TLS only"), ("plain", "non-TLS/QUIC only"),
-             ("wireguard", "WireGuard transport data"), ("esp", "IPsec ESP"))  # fmt: skip
-    for kind, label in kinds:
-        path = os.path.join(workdir, f"bench_{kind}_{count}.pcap")
-        protocol = kind in ("wireguard", "esp")
-        if not os.path.exists(path):
-            build_protocol(kind, count, path) if protocol else build(kind, count, path)
-        rows += compare_rows(f"offline, {label}", path, count, pythons, workdir, rounds,
-                             PROTOCOL_SECTIONS if protocol else "")  # fmt: skip
+    for kind, label in KINDS:
+        extra = SECTIONS.get(kind, BUDGET_SECTION if "budget" in label else "")
+        extra += PCAP_OUTPUT if kind.endswith(".pcapng") else ""
+        rows += compare_rows(f"offline, {label}", input_file(kind, count, workdir), count, pythons, workdir,
+                             rounds, extra)  # fmt: skip
     return rows
 
 
@@ -134,7 +159,9 @@ def main() -> None:
     this = "pure" if build_description().startswith("pure") else "compiled"
     chosen = {"compiled": args.compiled_python, "pure": args.pure_python, this: sys.executable}
     pythons = {label: chosen[label] for label in ("compiled", "pure") if chosen[label]}
-    rows = offline_rows(count, args.workdir, pythons, args.rounds) + startup_rows(args.workdir)
+    rows = offline_rows(count, args.workdir, pythons, args.rounds)
+    rows += cost_rows(input_file("mix", count, args.workdir), pythons, max(args.rounds, 7))
+    rows += startup_rows(args.workdir)
     rows += memory_rows(count if args.quick else 10_000_000)
     if not args.skip_batch:
         from batch import batch_rows  # bench/batch.py: --jobs 1, --jobs 2, a local Dask cluster

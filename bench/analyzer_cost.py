@@ -1,0 +1,109 @@
+"""What enabling the new analyzers costs on the TLS+QUIC+other mix (issue 21, target 5).
+
+    python bench/analyzer_cost.py MIX.pcap [--rounds 7] [--json]
+
+SSH, DTLS, WireGuard and IPsec ESP are off by default; enabled, their rules test every TCP/UDP
+packet's ports (DTLS also UDP 443's first byte) before the TLS/QUIC rules see it.  Flow budgets
+count the bytes of every flow no protocol rule took.  Each variant runs the whole pipeline over
+the same file in this process, one after another in every round (so a slow moment of a shared
+machine hits all of them); the figure is the median CPU time of the rounds, policy loading and
+evaluator generation left out.  Target: at most 1.05x the default's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from offline import CONFIG
+from protocol_inputs import SECTIONS
+
+from pcapconstrictor.engine.config import output_snaplen, parse_config_text
+from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.engine.sources.pcap_reader import PcapReader
+from pcapconstrictor.grammar import load_policy, shipped_policy_path
+
+LIMIT = 1.05
+ALL_PROTOCOLS = "".join(SECTIONS.values())
+BUDGET = "\n[flow]\nbudget_bytes = 65536\nbudget_keep_bytes = 0\n"
+VARIANTS = {
+    "default": "",
+    "SSH, DTLS, WireGuard, ESP enabled": ALL_PROTOCOLS,
+    "those and a 64 KiB flow budget": ALL_PROTOCOLS + BUDGET,
+}
+
+
+def run_once(path: str, out: str, extra: str) -> tuple[float, int, int]:
+    """(CPU seconds of the packet loop, packets, bytes written) for the mix with ``extra`` config."""
+    config = parse_config_text(CONFIG.format(policy="final_only") + extra, "<bench>")
+    rules = load_policy(shipped_policy_path("final_only"))
+    with PcapReader(path) as reader, PcapWriter(out, output_snaplen(config)) as writer:
+        pipeline = make_pipeline(rules, config, writer)
+        start = time.process_time()
+        for batch in reader.batches():  # as the offline command does
+            pipeline.run_batch(batch)
+        writer.flush()
+        took = time.process_time() - start
+    return took, pipeline.packets, pipeline.bytes_output
+
+
+def measure(path: str, rounds: int) -> dict:
+    """Per variant: median CPU seconds, packets and bytes written."""
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    result: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.pcap")
+        for _ in range(rounds):
+            for name, extra in VARIANTS.items():
+                took, packets, written = run_once(path, out, extra)
+                times[name].append(took)
+                result[name] = {"packets": packets, "bytes_output": written}
+    for name, runs in times.items():
+        result[name]["seconds"] = statistics.median(runs)
+    return result
+
+
+def cost_rows(path: str, pythons: dict[str, str], rounds: int) -> list[tuple[str, str, str]]:
+    """bench/run.py's rows: each variant over the default, per install (a process each)."""
+    rows = []
+    for label, python in pythons.items():
+        argv = [python, os.path.abspath(__file__), path, "--rounds", str(rounds), "--json"]
+        figures = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+        base = figures["default"]
+        for name, f in figures.items():
+            if name == "default":
+                continue
+            ratio = f["seconds"] / base["seconds"]
+            verdict = "PASS" if ratio <= LIMIT else "FAIL"
+            same = "output identical in size" if f["bytes_output"] == base["bytes_output"] else (
+                f"output {f['bytes_output'] / base['bytes_output']:.3f}x the default's bytes")  # fmt: skip
+            rows.append((f"analyzer cost, mix ({base['packets']:,} packets), ours {label}: {name} / default",
+                         f"{ratio:.3f}x", f"{verdict} (target <= {LIMIT}x); default "
+                         f"{base['seconds'] / base['packets'] * 1e6:.2f} µs/packet CPU; {same}; median of "
+                         f"{rounds} alternating in-process runs"))  # fmt: skip
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("path", help="the mix (bench/make_mix.py mix OUT)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--json", action="store_true", help="print the medians as JSON")
+    args = ap.parse_args()
+    if args.json:
+        print(json.dumps(measure(args.path, args.rounds)))
+        return 0
+    for row in cost_rows(args.path, {"(this install)": sys.executable}, args.rounds):
+        print(" | ".join(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
