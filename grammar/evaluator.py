@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pcapconstrictor.engine.analysis.decode import Decoded, decode_fields, decoder_for
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
+from pcapconstrictor.formats.derived import link as link_format
 
 if TYPE_CHECKING:
     from .ast import Rule
@@ -74,7 +74,7 @@ class Evaluator:
     trace: Trace | None
     evaluate_batch: object | None = None
     namespace: dict | None = None  # the generated functions' globals
-    linktype: int = LINKTYPE_ETHERNET
+    linktype: int = link_format.LINKTYPE_ETHERNET
 
     def use_link_type(self, linktype: int) -> None:
         """Decode the frames that follow as ``linktype`` (a LINKTYPE_* value): the rules stay

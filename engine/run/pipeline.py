@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pcapconstrictor.engine.config import Config
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
+from pcapconstrictor.formats.derived import link as link_format
 from pcapconstrictor.grammar.evaluator import Evaluator
 
 from .policy_select import CachedPolicy, evaluator_for
@@ -40,7 +40,7 @@ class Pipeline:
     def run_batch(self, frames: list[tuple[int, bytes, int]]) -> None:
         """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames; a list with a
         ``linktype`` attribute (a non-Ethernet source) is decoded as that link type."""
-        linktype = getattr(frames, "linktype", LINKTYPE_ETHERNET)
+        linktype = getattr(frames, "linktype", link_format.LINKTYPE_ETHERNET)
         if linktype != self.evaluator.linktype:
             self.evaluator.use_link_type(linktype)
         if self.decision_log is not None:  # traced: one evaluation (and log row) per frame

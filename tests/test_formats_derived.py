@@ -1,0 +1,51 @@
+"""formats/derived.py: the layouts and wire constants the run path reads without construct.
+
+Generated from the schemas by ``python -m pcapconstrictor.formats.derive``; these tests
+re-derive everything from the construct schemas and fail while the file is out of date, so a
+changed schema can never leave a stale offset behind.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import construct as cs
+
+from pcapconstrictor.formats import derived, ip, pcapng, quic
+from pcapconstrictor.formats.derive import derive, derived_path, generate
+from pcapconstrictor.formats.layout import Layout
+
+
+def test_derived_py_is_what_the_schemas_give_today():
+    with open(derived_path()) as f:
+        text = f.read()
+    assert text == generate(), "formats/derived.py is stale: run python -m pcapconstrictor.formats.derive"
+
+
+def test_a_changed_schema_changes_the_generated_text(monkeypatch):
+    wider = cs.Struct("src_port" / cs.Int32ub, "dst_port" / cs.Int16ub)
+    monkeypatch.setattr("pcapconstrictor.formats.transport.udp_header", wider)
+    assert generate() != open(derived_path()).read()
+
+
+def test_derived_layouts_read_what_the_schema_derivation_reads():
+    for name, schema in (("ipv4_header", ip.ipv4_header), ("ipv6_header", ip.ipv6_header)):
+        ours: Layout = getattr(derived.ip, name)
+        assert repr(ours) == repr(derive(schema))
+        raw = bytes(range(ours.size))
+        assert ours.parse_fast(raw) == derive(schema).parse_fast(raw)
+    assert repr(derived.pcapng.BIG.block_header) == repr(derive(pcapng.BIG.block_header))
+
+
+def test_constants_and_markers_are_copied_with_their_values():
+    assert derived.ip.IPV6_EXTENSION_HEADERS == ip.IPV6_EXTENSION_HEADERS
+    assert derived.quic.VERSION_2 == quic.VERSION_2 and derived.quic.GOOGLE_QUIC_PREFIX == b"Q0"
+    assert derived.esp.non_esp_marker == b"\0\0\0\0"
+    assert derived.wireguard.HANDSHAKE_SIZES == {1: 148, 2: 92, 3: 64}
+
+
+def test_importing_derived_imports_no_construct():
+    code = "import sys, pcapconstrictor.formats.derived; print('construct' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
