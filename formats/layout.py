@@ -10,21 +10,28 @@ this module needs nothing but ``struct``.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 
-class Field(NamedTuple):
+class Field:
     """Where one named field lives: its byte offset, struct code and, for a
     bit field, the shift and mask that extract it from its containing word."""
 
-    name: str
-    offset: int
-    size: int
-    code: str
-    index: int  # position in Layout.struct.unpack() result
-    order: str = "="
-    shift: int = 0
-    mask: int | None = None
+    __slots__ = ("name", "offset", "size", "code", "index", "order", "shift", "mask")
+
+    def __init__(self, name: str, offset: int, size: int, code: str, index: int, order: str = "=",
+                 shift: int = 0, mask: int | None = None) -> None:  # fmt: skip
+        self.name = name
+        self.offset = offset
+        self.size = size
+        self.code = code
+        self.index = index  # position in Layout.struct.unpack() result
+        self.order = order
+        self.shift = shift
+        self.mask = mask
+
+    def __repr__(self) -> str:
+        where = f"{self.offset}, {self.size}, {self.code!r}, {self.index}, {self.order!r}, {self.shift}"
+        return f"Field({self.name!r}, {where}, {self.mask})"
 
 
 class Layout:
@@ -41,11 +48,7 @@ class Layout:
 
     def __repr__(self) -> str:
         """The constructor call that rebuilds this layout (formats/derived.py is written with it)."""
-        fields = "".join(
-            f"\n    Field({f.name!r}, {f.offset}, {f.size}, {f.code!r}, {f.index}, {f.order!r}, {f.shift},"
-            f" {f.mask}),"
-            for f in self.fields.values()
-        )
+        fields = "".join(f"\n    {f!r}," for f in self.fields.values())
         return f"Layout({self.size}, {self.format!r}, ({fields}\n))"
 
     def whole_struct(self) -> struct.Struct:
