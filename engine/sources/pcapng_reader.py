@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError, open_input
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
@@ -45,8 +44,7 @@ class PcapngPacket(bytes):
     options: bytes
 
 
-@dataclass
-class Interface:
+class Interface(NamedTuple):
     """One IDB: what the packets on it are and how their timestamps count."""
 
     linktype: int
