@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import struct
 import sys
 import types
 
@@ -29,8 +30,20 @@ this module, not the schemas: importing construct and deriving the layouts would
 every start-up.
 """
 
+import struct
+
 from pcapconstrictor.formats.layout import Field, Layout
 
+'''
+# A few kernel structures hold a pointer or a long (formats/bpf.py, formats/netdevice.py): the
+# file is written for this machine's sizes and, on a machine with others, derives them again.
+WORD_SIZES = (struct.calcsize("P"), struct.calcsize("l"))
+GUARD = f'''
+
+if (struct.calcsize("P"), struct.calcsize("l")) != {WORD_SIZES}:  # written for other word sizes
+    from pcapconstrictor.formats.derive import rederive
+
+    rederive(globals())
 '''
 
 _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -168,15 +181,21 @@ def _namespace(name: str, members: dict, indent: str) -> list[str]:
     return lines
 
 
-def generate() -> str:
-    """The text of formats/derived.py, from the schemas and constants of formats/ as they are."""
+def generate(guard: bool = True) -> str:
+    """The text of formats/derived.py, from the schemas and constants of formats/ as they are
+    (``guard``: with the check that derives everything again on other word sizes)."""
     out = [HEADER]
     for info in sorted(pkgutil.iter_modules(formats_package.__path__), key=lambda i: i.name):
         if info.name in NOT_SCHEMAS:
             continue
         module = importlib.import_module(f"{formats_package.__name__}.{info.name}")
         out.append("\n\n" + "\n".join(_namespace(info.name, vars(module), "")) + "\n")
-    return "".join(out).replace("\n\n\n\n", "\n\n\n", 1)
+    return "".join(out).replace("\n\n\n\n", "\n\n\n", 1) + (GUARD if guard else "")
+
+
+def rederive(namespace: dict) -> None:
+    """Fill formats/derived.py's ``namespace`` from the schemas, on this machine's word sizes."""
+    exec(compile(generate(guard=False), derived_path(), "exec"), namespace)  # noqa: S102 - our own text
 
 
 def derived_path() -> str:

@@ -7,6 +7,8 @@ this module, not the schemas: importing construct and deriving the layouts would
 every start-up.
 """
 
+import struct
+
 from pcapconstrictor.formats.layout import Field, Layout
 
 
@@ -674,3 +676,9 @@ class wireguard:
     ))
     HANDSHAKE_SIZES = {1: 148, 2: 92, 3: 64}
     TRANSPORT_DATA_MIN_SIZE = 32
+
+
+if (struct.calcsize("P"), struct.calcsize("l")) != (8, 8):  # written for other word sizes
+    from pcapconstrictor.formats.derive import rederive
+
+    rederive(globals())

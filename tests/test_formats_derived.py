@@ -13,7 +13,7 @@ import sys
 import construct as cs
 
 from pcapconstrictor.formats import derived, ip, pcapng, quic
-from pcapconstrictor.formats.derive import derive, derived_path, generate
+from pcapconstrictor.formats.derive import derive, derived_path, generate, rederive
 from pcapconstrictor.formats.layout import Layout
 
 
@@ -49,3 +49,13 @@ def test_importing_derived_imports_no_construct():
     code = "import sys, pcapconstrictor.formats.derived; print('construct' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_machine_of_other_word_sizes_derives_every_namespace_again_from_the_schemas():
+    # what the guard at the end of derived.py runs where a pointer or a long has another size
+    namespace: dict = {}
+    rederive(namespace)
+    names = [n for n, v in vars(derived).items() if isinstance(v, type) and v.__module__ == derived.__name__]
+    assert sorted(n for n, v in namespace.items() if isinstance(v, type) and n in names) == sorted(names)
+    assert repr(namespace["bpf"].sock_fprog) == repr(derived.bpf.sock_fprog)
+    assert namespace["netdevice"].ifreq_data.size == derived.netdevice.ifreq_data.size
