@@ -145,10 +145,18 @@ def _literal(value: object) -> str | None:
         items = [_literal(v) or "" for v in value]
         return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"
     if isinstance(value, frozenset) and all(isinstance(v, (int, str, bytes)) for v in value):
-        return "frozenset({" + ", ".join(_literal(v) or "" for v in sorted(value)) + "})"  # type: ignore
-    if isinstance(value, dict) and all(isinstance(k, int) and isinstance(v, int) for k, v in value.items()):
-        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+        return "frozenset(" + _items([_literal(v) or "" for v in sorted(value)], "{}") + ")"  # type: ignore
+    if isinstance(value, dict) and all(isinstance(x, (int, str, bytes)) for kv in value.items() for x in kv):
+        return _items([f"{_literal(k)}: {_literal(v)}" for k, v in value.items()], "{}")
     return None
+
+
+def _items(items: list[str], brackets: str) -> str:
+    """A set or dict display: on one line, or one item a line when that would be long."""
+    one_line = ", ".join(items)
+    if len(one_line) <= 80:
+        return brackets[0] + one_line + brackets[1]
+    return brackets[0] + "".join(f"\n    {item}," for item in items) + "\n" + brackets[1]
 
 
 def _fixed_layout(value: object) -> Layout | None:
@@ -174,6 +182,8 @@ def _namespace(name: str, members: dict, indent: str) -> list[str]:
             value = value.value
         layout = _fixed_layout(value)
         text = repr(layout) if layout is not None else _literal(value)
+        if text is None and not isinstance(value, (cs.Construct, type, types.FunctionType, types.ModuleType)):
+            raise TypeError(f"{name}.{key}: formats/derived.py cannot write a {type(value).__name__}")
         if text is not None:
             lines.append(f"{indent}    {key} = " + text.replace("\n", "\n" + indent + "    "))
     if len(lines) == 1:

@@ -382,6 +382,24 @@ class netdevice:
     ARPHRD_IPGRE = 0x30a
     ARPHRD_IP6GRE = 0x337
     LAYER3 = frozenset({0x300, 0x301, 0x308, 0x30a, 0x337, 0xfffe})
+    LINK_TYPE_NAMES = {
+        1: 'EN10MB',
+        0x304: 'EN10MB',
+        0xfffe: 'RAW',
+        32: 'INFINIBAND',
+        0x100: 'SLIP',
+        0x118: 'CAN_SOCKETCAN',
+        0x200: 'PPP',
+        0x300: 'RAW (IPIP)',
+        0x301: 'RAW (IP6IP6)',
+        0x308: 'RAW (SIT)',
+        0x30a: 'RAW (IPGRE)',
+        0x321: 'IEEE802_11',
+        0x323: 'IEEE802_11_RADIO',
+        0x324: 'IEEE802_15_4',
+        0x337: 'RAW (IP6GRE)',
+        0x338: 'NETLINK',
+    }
 
 
 class pcap:

@@ -7,13 +7,17 @@ changed schema can never leave a stale offset behind.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import subprocess
 import sys
+import types
 
 import construct as cs
 
-from pcapconstrictor.formats import derived, ip, pcapng, quic
-from pcapconstrictor.formats.derive import derive, derived_path, generate, rederive
+import pcapconstrictor.formats as formats_pkg
+from pcapconstrictor.formats import derived, ip, pcapng
+from pcapconstrictor.formats.derive import NOT_SCHEMAS, derive, derived_path, generate, rederive
 from pcapconstrictor.formats.layout import Layout
 
 
@@ -38,11 +42,16 @@ def test_derived_layouts_read_what_the_schema_derivation_reads():
     assert repr(derived.pcapng.BIG.block_header) == repr(derive(pcapng.BIG.block_header))
 
 
-def test_constants_and_markers_are_copied_with_their_values():
-    assert derived.ip.IPV6_EXTENSION_HEADERS == ip.IPV6_EXTENSION_HEADERS
-    assert derived.quic.VERSION_2 == quic.VERSION_2 and derived.quic.GOOGLE_QUIC_PREFIX == b"Q0"
-    assert derived.esp.non_esp_marker == b"\0\0\0\0"
-    assert derived.wireguard.HANDSHAKE_SIZES == {1: 148, 2: 92, 3: 64}
+def test_every_wire_constant_of_formats_is_in_derived_with_its_value():
+    skipped = (cs.Construct, type, types.FunctionType, types.ModuleType, types.SimpleNamespace)
+    for info in pkgutil.iter_modules(formats_pkg.__path__):
+        if info.name in NOT_SCHEMAS:
+            continue
+        module = importlib.import_module(f"{formats_pkg.__name__}.{info.name}")
+        for name, value in vars(module).items():
+            if not name.startswith("_") and not isinstance(value, skipped):
+                assert getattr(getattr(derived, info.name), name) == value, f"{info.name}.{name}"
+    assert derived.esp.non_esp_marker == b"\0\0\0\0"  # a Const: its bytes
 
 
 def test_importing_derived_imports_no_construct():
