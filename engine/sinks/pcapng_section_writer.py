@@ -62,9 +62,10 @@ class PcapngSections:
         return out
 
     def _section_header(self, raw: bytes, big: bool) -> bytes:
-        from pcapconstrictor.formats import pcapng as schemas  # construct: only here, where blocks are parsed
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
 
-        section = schemas.schemas(big)
+        section = pcapng_schemas.schemas(big)
         shb = section.block.parse(raw)
         kept = [o for o in shb.body.options if o.option_code not in (ng.SHB_USERAPPL, ng.OPT_ENDOFOPT)]
         options = [{"option_code": ng.OPT_COMMENT, "option_value": _text(self.comment)}, *kept,
@@ -74,9 +75,10 @@ class PcapngSections:
         return section.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
 
     def _interface(self, raw: bytes, big: bool) -> bytes:
-        from pcapconstrictor.formats import pcapng as schemas  # construct: only here, where blocks are parsed
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
 
-        section = schemas.schemas(big)
+        section = pcapng_schemas.schemas(big)
         idb = section.block.parse(raw)
         if idb.body.snaplen and idb.body.snaplen <= self.snaplen:
             return raw

@@ -36,18 +36,20 @@ def _text(value: str) -> bytes:
 
 
 def section_header_block(comment: str, application: str) -> bytes:
-    from pcapconstrictor.formats import pcapng as schemas  # construct: only where a block is parsed or built
+    # construct, imported only where a block is built
+    from pcapconstrictor.formats import pcapng as pcapng_schemas
 
     opts = [_option(ng.OPT_COMMENT, _text(comment)), _option(ng.SHB_USERAPPL, _text(application)),
             _option(ng.OPT_ENDOFOPT, b"")]  # fmt: skip
     body = {"byte_order_magic": ng.BYTE_ORDER_MAGIC, "major_version": 1, "minor_version": 0,
             "section_length": ng.SECTION_LENGTH_UNKNOWN, "options": opts}  # fmt: skip
-    return schemas.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
+    return pcapng_schemas.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
 
 
 def interface_description_block(snaplen: int, if_name: str | None, if_filter: str | None,
                                 linktype: int = ng.LINKTYPE_ETHERNET) -> bytes:  # fmt: skip
-    from pcapconstrictor.formats import pcapng as schemas  # construct: only where a block is parsed or built
+    # construct, imported only where a block is built
+    from pcapconstrictor.formats import pcapng as pcapng_schemas
 
     opts = [_option(ng.IF_NAME, _text(if_name))] if if_name else []
     opts.append(_option(ng.IF_TSRESOL, bytes([NANOSECONDS])))
@@ -55,7 +57,7 @@ def interface_description_block(snaplen: int, if_name: str | None, if_filter: st
         opts.append(_option(ng.IF_FILTER, bytes([ng.IF_FILTER_LIBPCAP]) + _text(if_filter)))
     opts.append(_option(ng.OPT_ENDOFOPT, b""))
     body = {"linktype": linktype, "reserved": 0, "snaplen": snaplen, "options": opts}
-    return schemas.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
+    return pcapng_schemas.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
 
 
 class PcapngWriter(PcapWriter):

@@ -154,18 +154,20 @@ class PcapngReader:
         return block_type, raw
 
     def _section(self, raw: bytes, big: bool) -> None:
-        from pcapconstrictor.formats import pcapng as schemas  # construct: only here, where blocks are parsed
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
 
-        body = schemas.schemas(big).block.parse(raw).body
+        body = pcapng_schemas.schemas(big).block.parse(raw).body
         if body.major_version != 1:
             raise self._error(f"unsupported pcapng version {body.major_version}.{body.minor_version}")
         self.big_endian = big
         self.interfaces = []
 
     def _interface(self, raw: bytes) -> None:
-        from pcapconstrictor.formats import pcapng as schemas  # construct: only here, where blocks are parsed
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
 
-        section = schemas.schemas(self.big_endian)
+        section = pcapng_schemas.schemas(self.big_endian)
         try:
             body = section.block.parse(raw).body
         except Exception as exc:  # construct's errors: a malformed options list
