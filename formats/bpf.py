@@ -64,29 +64,39 @@ BPF_A = 0x10
 BPF_TAX, BPF_TXA = 0x00, 0x80
 
 
+# The parts of an opcode: BPF_CLASS(code) is code & BPF_CLASS_MASK, and so on (bpf_common.h).
+BPF_CLASS_MASK = 0x07
+BPF_SIZE_MASK = 0x18
+BPF_MODE_MASK = 0xE0
+BPF_OP_MASK = 0xF0
+BPF_SRC_MASK = 0x08
+BPF_RVAL_MASK = 0x18
+BPF_MISCOP_MASK = 0xF8
+
+
 def bpf_class(code: int) -> int:
-    return code & 0x07
+    return code & BPF_CLASS_MASK
 
 
 def bpf_size(code: int) -> int:
-    return code & 0x18
+    return code & BPF_SIZE_MASK
 
 
 def bpf_mode(code: int) -> int:
-    return code & 0xE0
+    return code & BPF_MODE_MASK
 
 
 def bpf_op(code: int) -> int:
-    return code & 0xF0
+    return code & BPF_OP_MASK
 
 
 def bpf_src(code: int) -> int:
-    return code & 0x08
+    return code & BPF_SRC_MASK
 
 
 def bpf_rval(code: int) -> int:
-    return code & 0x18
+    return code & BPF_RVAL_MASK
 
 
 def bpf_miscop(code: int) -> int:
-    return code & 0xF8
+    return code & BPF_MISCOP_MASK

@@ -1,104 +1,55 @@
-"""Fast readers derived from the construct schemas.
+"""Fast readers of fixed-size headers: field offsets, a ``struct`` format, bit shifts and masks.
 
-construct parses a header 40-150x slower than ``struct``; the per-packet path
-therefore reads through a :class:`Layout` computed *from* a schema once at
-import: the byte offset of every field, a ``struct`` format for the whole
-header, shift/mask pairs for bit fields, and where a field lies in one byte.  The schema stays the only place
-a layout is written (STYLE.md, dpkt).
+construct parses a header 40-150x slower than ``struct``, and importing it costs ~25 ms of a
+run's start-up; so the per-packet path reads through a :class:`Layout`, and every Layout it
+uses is *derived* from a schema in ``formats/`` (formats/derive.py) and kept, generated, in
+formats/derived.py.  The schema stays the only place a layout is written (STYLE.md, dpkt);
+this module needs nothing but ``struct``.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-
-import construct as cs
-
-_INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
-@dataclass(frozen=True)
 class Field:
     """Where one named field lives: its byte offset, struct code and, for a
     bit field, the shift and mask that extract it from its containing word."""
 
-    name: str
-    offset: int
-    size: int
-    code: str
-    index: int  # position in Layout.struct.unpack() result
-    order: str = "="
-    shift: int = 0
-    mask: int | None = None
+    __slots__ = ("name", "offset", "size", "code", "index", "order", "shift", "mask")
+
+    def __init__(self, name: str, offset: int, size: int, code: str, index: int, order: str = "=",
+                 shift: int = 0, mask: int | None = None) -> None:  # fmt: skip
+        self.name = name
+        self.offset = offset
+        self.size = size
+        self.code = code
+        self.index = index  # position in Layout.struct.unpack() result
+        self.order = order
+        self.shift = shift
+        self.mask = mask
+
+    def __repr__(self) -> str:
+        where = f"{self.offset}, {self.size}, {self.code!r}, {self.index}, {self.order!r}, {self.shift}"
+        return f"Field({self.name!r}, {where}, {self.mask})"
 
 
 class Layout:
-    """Offsets and a struct format computed from a fixed-size construct Struct."""
+    """Offsets and a struct format of a fixed-size header (``format`` None: fields of mixed byte order)."""
 
-    def __init__(self, schema: cs.Construct) -> None:
-        self.schema = schema
-        self.fields: dict[str, Field] = {}
-        self._orders: set[str] = set()
-        codes: list[str] = []  # one per value struct.unpack() returns
-        parts: list[str] = []  # the struct format: the codes and pad bytes ("6x"), in order
-        offset = 0
-        for sub in _struct_of(schema).subcons:
-            name = getattr(sub, "name", None)
-            inner = _unwrap(sub)
-            if isinstance(inner, cs.FormatField):
-                order = inner.fmtstr[0] if inner.fmtstr[0] in "<>=" else "="
-                self._orders.add(order)
-                code = inner.fmtstr[1:]
-                size = inner.length
-                if name:
-                    self.fields[name] = Field(name, offset, size, code, len(codes), order)
-                codes.append(code)
-                parts.append(code)
-            elif _is_bitstruct(inner):
-                size = inner.sizeof()
-                code = _INT_CODES[size]
-                word_index = len(codes)
-                codes.append(code)
-                parts.append(code)
-                if name:  # the whole word too, e.g. flags_fragment for "MF or offset"
-                    self.fields[name] = Field(name, offset, size, code, word_index, ">")
-                self._add_bits(inner, offset, size, code, word_index)
-            elif isinstance(inner, cs.Bytes) and isinstance(inner.length, int):
-                size = inner.length
-                code = f"{size}s"
-                if name:
-                    self.fields[name] = Field(name, offset, size, code, len(codes))
-                codes.append(code)
-                parts.append(code)
-            elif isinstance(sub, cs.Padded) or isinstance(inner, cs.Padded):
-                size = sub.sizeof()
-                parts.append(f"{size}x")  # no value: later fields keep their unpack() index
-                offset += size
-                continue
-            else:
-                raise TypeError(f"cannot derive a fast reader for field {name!r} ({inner!r})")
-            offset += size
-        self.size = offset
-        assert offset == schema.sizeof(), (name, offset, schema.sizeof())
+    def __init__(self, size: int, format: str | None, fields: tuple[Field, ...]) -> None:
+        self.size = size
+        self.fields: dict[str, Field] = {f.name: f for f in fields}
         # One struct for the whole header only when all fields share a byte
         # order (sockaddr_ll mixes native and __be16: read it field by field).
-        orders = self._orders or {"="}
-        self.byte_order = orders.pop() if len(orders) == 1 else None
-        self.format = (self.byte_order + "".join(parts)) if self.byte_order else None
-        self.struct = struct.Struct(self.format) if self.format else None
+        self.format = format
+        self.byte_order = format[0] if format else None
+        self.struct = struct.Struct(format) if format else None
 
-    def _add_bits(self, bits: cs.Construct, offset: int, size: int, code: str, index: int) -> None:
-        # Bitwise fields are big-endian bit strings: the first declared field
-        # holds the most significant bits of the containing word.
-        self._orders.add(">") if size > 1 else None
-        remaining = size * 8
-        for sub in _struct_of(bits.subcon).subcons:
-            width = _unwrap(sub).length
-            remaining -= width
-            if sub.name:
-                self.fields[sub.name] = Field(
-                    sub.name, offset, size, code, index, ">", remaining, (1 << width) - 1
-                )
+    def __repr__(self) -> str:
+        """The constructor call that rebuilds this layout (formats/derived.py is written with it)."""
+        fields = "".join(f"\n    {f!r}," for f in self.fields.values())
+        return f"Layout({self.size}, {self.format!r}, ({fields}\n))"
 
     def whole_struct(self) -> struct.Struct:
         """The struct reading the whole header (typed: no None to check)."""
@@ -159,22 +110,3 @@ class Layout:
             v = words[f.index]
             out[f.name] = v if f.mask is None else (v >> f.shift) & f.mask
         return out
-
-
-def _unwrap(sub: cs.Construct) -> cs.Construct:
-    while isinstance(sub, cs.Renamed):
-        sub = sub.subcon
-    return sub
-
-
-def _struct_of(schema: cs.Construct) -> cs.Struct:
-    schema = _unwrap(schema)
-    if isinstance(schema, cs.Transformed):
-        schema = schema.subcon
-    if not isinstance(schema, cs.Struct):
-        raise TypeError(f"not a Struct: {schema!r}")
-    return schema
-
-
-def _is_bitstruct(c: cs.Construct) -> bool:
-    return isinstance(c, cs.Transformed) and isinstance(c.subcon, cs.Struct)

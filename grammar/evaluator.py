@@ -7,12 +7,11 @@ this module needs only the decoder and the analyzer registry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from pcapconstrictor.engine.analysis.decode import Decoded, decode_fields, decoder_for
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
+from pcapconstrictor.formats.derived import link as link_format
 
 if TYPE_CHECKING:
     from .ast import Rule
@@ -26,8 +25,7 @@ class RuleRef(NamedTuple):
     message: str
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """One way a packet can leave the policy."""
 
     rule: Rule | RuleRef
@@ -49,32 +47,35 @@ class Trace:
         self.keep: int | None = None  # the last keep length a matching rule proposed
 
 
-@dataclass
 class CompiledPolicy:
     """A policy bound to the config values it reads: everything an evaluator is made of,
     as plain data (what the policy cache stores)."""
 
-    path: str
-    source: str
-    decisions: list[Decision]
-    constants: dict[str, object]  # names the source reads: port sets
-    analyzer_options: dict[str, dict[str, object]]
-    traced: bool = False
+    def __init__(self, path: str, source: str, decisions: list[Decision], constants: dict[str, object],
+                 analyzer_options: dict[str, dict[str, object]], traced: bool = False) -> None:  # fmt: skip
+        self.path = path
+        self.source = source
+        self.decisions = decisions
+        self.constants = constants  # names the source reads: port sets
+        self.analyzer_options = analyzer_options
+        self.traced = traced
 
 
-@dataclass
 class Evaluator:
     """A policy bound to a config: fresh analyzer state and the compiled functions
     (``evaluate_batch`` is None for a traced evaluator: tracing is per packet)."""
 
-    evaluate: object
-    decisions: list[Decision]
-    analyzers: dict[str, object]
-    source: str
-    trace: Trace | None
-    evaluate_batch: object | None = None
-    namespace: dict | None = None  # the generated functions' globals
-    linktype: int = LINKTYPE_ETHERNET
+    def __init__(self, evaluate: object, decisions: list[Decision], analyzers: dict[str, object], source: str,
+                 trace: Trace | None, evaluate_batch: object | None = None, namespace: dict | None = None,
+                 linktype: int = link_format.LINKTYPE_ETHERNET) -> None:  # fmt: skip
+        self.evaluate = evaluate
+        self.decisions = decisions
+        self.analyzers = analyzers
+        self.source = source
+        self.trace = trace
+        self.evaluate_batch = evaluate_batch
+        self.namespace = namespace  # the generated functions' globals
+        self.linktype = linktype
 
     def use_link_type(self, linktype: int) -> None:
         """Decode the frames that follow as ``linktype`` (a LINKTYPE_* value): the rules stay

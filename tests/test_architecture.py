@@ -16,6 +16,8 @@ from conftest import ROOT
 
 PARTS = ("engine", "grammar", "formats", "rules")
 MAX_LINES = 420  # "a few hundred lines": a module past this does more than one job
+# Written by a generator, never by hand (tests/test_formats_derived.py keeps it current)
+GENERATED = frozenset({"formats/derived.py"})
 
 
 def _module_name(path: Path) -> str:
@@ -127,7 +129,7 @@ def test_each_stage_imports_only_what_lies_below_it(part):
 
 def test_no_module_is_longer_than_a_few_hundred_lines():
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in MODULES.values()}
-    long = {name: lines for name, lines in sizes.items() if lines > MAX_LINES}
+    long = {name: lines for name, lines in sizes.items() if lines > MAX_LINES and name not in GENERATED}
     assert long == {}
 
 

@@ -19,6 +19,7 @@ from conftest import GOLDEN
 from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.formats import quic
+from pcapconstrictor.formats.derive import derive
 from pcapconstrictor.formats.layout import Layout
 
 
@@ -78,7 +79,7 @@ def test_every_schema_named_in_the_brief_is_found_by_the_walk():
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_layout_size_is_the_schema_size(name):
     schema = SCHEMAS[name]
-    assert Layout(schema).size == schema.sizeof()
+    assert derive(schema).size == schema.sizeof()
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
@@ -86,7 +87,7 @@ def test_layout_size_is_the_schema_size(name):
 @given(data=st.data())
 def test_derived_readers_agree_with_schema_parse_on_random_bytes(name, data):
     schema = SCHEMAS[name]
-    layout = Layout(schema)
+    layout = derive(schema)
     size = schema.sizeof()
     raw = data.draw(st.binary(min_size=size, max_size=size), label="raw")
     base = data.draw(st.integers(min_value=0, max_value=7), label="base")
@@ -113,7 +114,7 @@ def _one_byte_fields(layout: Layout) -> list[str]:
 
 
 def test_in_byte_covers_nibbles_and_bytes_and_refuses_wider_fields():
-    layout = Layout(SCHEMAS["ip.ipv4_header"])
+    layout = derive(SCHEMAS["ip.ipv4_header"])
     assert layout.in_byte("version") == (0, 4, 0xF)
     assert layout.in_byte("ihl") == (0, 0, 0xF)
     assert layout.in_byte("protocol") == (9, 0, 0xFF)
@@ -124,19 +125,19 @@ def test_in_byte_covers_nibbles_and_bytes_and_refuses_wider_fields():
 
 
 def test_big_endian_at_gives_offsets_only_for_what_the_schema_declares():
-    layout = Layout(SCHEMAS["ip.ipv4_header"])
+    layout = derive(SCHEMAS["ip.ipv4_header"])
     assert layout.big_endian_at("total_length", 2) == 2
     assert layout.big_endian_at("protocol", 1) == 9
     with pytest.raises(TypeError):
         layout.big_endian_at("total_length", 4)  # a u16, not a u32
-    pcap = Layout(SCHEMAS["pcap.pcaprec_hdr_le"])
+    pcap = derive(SCHEMAS["pcap.pcaprec_hdr_le"])
     with pytest.raises(TypeError):
         pcap.big_endian_at("incl_len", 4)  # little-endian
 
 
 def test_bit_fields_are_read_from_the_most_significant_bits_first():
     # ipv4: version is the high nibble, ihl the low one (RFC 791).
-    layout = Layout(SCHEMAS["ip.ipv4_header"])
+    layout = derive(SCHEMAS["ip.ipv4_header"])
     raw = bytes([0x46]) + bytes(19)
     assert layout.reader("version")(raw) == 4
     assert layout.reader("ihl")(raw) == 6
@@ -147,14 +148,14 @@ def test_pcap_headers_of_both_byte_orders_read_the_same_values():
                   sigfigs=0, snaplen=262144, network=1)  # fmt: skip
     for name in ("pcap.pcap_file_header_le", "pcap.pcap_file_header_be"):
         raw = SCHEMAS[name].build(values)
-        assert Layout(SCHEMAS[name]).parse_fast(raw) == values
+        assert derive(SCHEMAS[name]).parse_fast(raw) == values
     le, be = (SCHEMAS[n].build(values) for n in ("pcap.pcap_file_header_le", "pcap.pcap_file_header_be"))
     assert le[:4] == b"\xd4\xc3\xb2\xa1" and be[:4] == b"\xa1\xb2\xc3\xd4"
 
 
 def test_a_variable_size_schema_has_no_derived_layout():
     with pytest.raises(TypeError):
-        Layout(quic.quic_long_header)
+        derive(quic.quic_long_header)
 
 
 # --- QUIC variable-length integers (RFC 9000 §16, appendix A.1) -------------------------------

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import struct
 
-from pcapconstrictor.formats.ethernet import ETHERTYPE_IPV4, ETHERTYPE_IPV6, ethernet_header, vlan_tag
-from pcapconstrictor.formats.ip import IPPROTO_TCP, IPPROTO_UDP, ipv4_header, ipv6_header
-from pcapconstrictor.formats.layout import Layout
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
-from pcapconstrictor.formats.transport import tcp_header, udp_header
+from pcapconstrictor.formats.derived import ethernet as ethernet_format
+from pcapconstrictor.formats.derived import ip as ip_format
+from pcapconstrictor.formats.derived import link as link_format
+from pcapconstrictor.formats.derived import transport as transport_format
 
-_ETH, _VLAN = Layout(ethernet_header), Layout(vlan_tag)
-_IP4, _IP6 = Layout(ipv4_header), Layout(ipv6_header)
-_TCP, _UDP = Layout(tcp_header), Layout(udp_header)
+_ETH, _VLAN = ethernet_format.ethernet_header, ethernet_format.vlan_tag
+_IP4, _IP6 = ip_format.ipv4_header, ip_format.ipv6_header
+_TCP, _UDP = transport_format.tcp_header, transport_format.udp_header
+_LINKTYPE_ETHERNET = link_format.LINKTYPE_ETHERNET
+_ETHERTYPE_IPV4, _ETHERTYPE_IPV6 = ethernet_format.ETHERTYPE_IPV4, ethernet_format.ETHERTYPE_IPV6
+_IPPROTO_TCP, _IPPROTO_UDP = ip_format.IPPROTO_TCP, ip_format.IPPROTO_UDP
 _VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)  # the main tool also walks 0x9100 tags (SPEC §15.3)
 _IPV6_OPTION_HEADERS = (0, 43, 60)  # hop-by-hop, routing, destination options: walked
 _IPV6_FRAGMENT, _IPV6_AH = 44, 51
@@ -62,12 +64,12 @@ def _transport_checksum(pseudo: int, segment: memoryview) -> int:
 def recompute_checksums(frame: bytearray, linktype: int) -> str:
     """Rewrite the checksums of one frame in place; return ``"tcp"`` or ``"udp"`` (an IPv4
     frame had its header checksum rewritten too: ``"ipv4/tcp"``), or raise :class:`Skip`."""
-    if linktype != LINKTYPE_ETHERNET:
+    if linktype != _LINKTYPE_ETHERNET:
         raise Skip("unsupported_link_type")
     net, ethertype = _network_offset(frame)
-    if ethertype == ETHERTYPE_IPV4:
+    if ethertype == _ETHERTYPE_IPV4:
         return _ipv4(frame, net)
-    if ethertype == ETHERTYPE_IPV6:
+    if ethertype == _ETHERTYPE_IPV6:
         return _ipv6(frame, net)
     raise Skip("decode_failed")
 
@@ -144,14 +146,14 @@ def _ipv6(frame: bytearray, net: int) -> str:
 
 def _transport(frame: bytearray, protocol: int, start: int, end: int, pseudo: int) -> str:
     """Rewrite the TCP or UDP checksum of the segment ``frame[start:end]``."""
-    if protocol == IPPROTO_TCP:
+    if protocol == _IPPROTO_TCP:
         if end - start < _TCP.size:
             raise Skip("incomplete")
         header = (frame[start + _TCP.offset("offset_reserved")] >> 4) * 4
         if header < _TCP.size or end - start < header:
             raise Skip("incomplete")
         at = start + _TCP_CHECKSUM
-    elif protocol == IPPROTO_UDP:
+    elif protocol == _IPPROTO_UDP:
         if end - start < _UDP.size:
             raise Skip("length_mismatch")
         if _UDP.parse_fast(frame, start)["length"] != end - start:
@@ -161,4 +163,4 @@ def _transport(frame: bytearray, protocol: int, start: int, end: int, pseudo: in
         raise Skip("not_tcp_udp")
     frame[at:at + 2] = b"\0\0"
     frame[at:at + 2] = _transport_checksum(pseudo, memoryview(frame)[start:end]).to_bytes(2, "big")
-    return "tcp" if protocol == IPPROTO_TCP else "udp"
+    return "tcp" if protocol == _IPPROTO_TCP else "udp"

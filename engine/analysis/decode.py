@@ -14,15 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from pcapconstrictor.formats import ethernet, ip, link, transport
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import ethernet, ip, link, transport
 
-_ETH: Final = Layout(ethernet.ethernet_header)
-_VLAN: Final = Layout(ethernet.vlan_tag)
-_IPV4: Final = Layout(ip.ipv4_header)
-_IPV6: Final = Layout(ip.ipv6_header)
-_TCP: Final = Layout(transport.tcp_header)
-_UDP: Final = Layout(transport.udp_header)
+_ETH: Final = ethernet.ethernet_header
+_VLAN: Final = ethernet.vlan_tag
+_IPV4: Final = ip.ipv4_header
+_IPV6: Final = ip.ipv6_header
+_TCP: Final = transport.tcp_header
+_UDP: Final = transport.udp_header
 
 _ETH_SIZE: Final = _ETH.size
 _VLAN_SIZE: Final = _VLAN.size
@@ -224,14 +223,14 @@ def _net_error(reason: str, ethertype: int, tags: int, net: int) -> tuple:
 
 
 # --- link types other than Ethernet (issue 15): find the IP layer, then decode_after_link
-_SLL: Final = Layout(link.linux_sll_header)
+_SLL: Final = link.linux_sll_header
 _SLL_SIZE: Final = _SLL.size
 _SLL_TYPE_AT: Final = _SLL.big_endian_at("protocol_type", 2)
-_SLL2: Final = Layout(link.linux_sll2_header)
+_SLL2: Final = link.linux_sll2_header
 _SLL2_SIZE: Final = _SLL2.size
 _SLL2_TYPE_AT: Final = _SLL2.big_endian_at("protocol_type", 2)
-_NULL_SIZE: Final = Layout(link.null_header).size
-_PPP_SIZE: Final = Layout(link.ppp_protocol).size
+_NULL_SIZE: Final = link.null_header.size
+_PPP_SIZE: Final = link.ppp_protocol.size
 _PPP_AC: Final = link.PPP_ADDRESS_CONTROL
 _AF_INET: Final = link.AF_INET
 _AF_INET6: Final = link.AF_INET6_VALUES

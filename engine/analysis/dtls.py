@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats import dtls as dtls_format
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import dtls as dtls_format
 
 from .facts import table
 from .flow_table import FlowTable
 
-_RECORD: Final = Layout(dtls_format.dtls_plaintext_header)
+_RECORD: Final = dtls_format.dtls_plaintext_header
 _HEADER_SIZE: Final = _RECORD.size
 _VERSION_AT: Final = _RECORD.fields["version_major"].offset
 _EPOCH_AT: Final = _RECORD.big_endian_at("epoch", 2)
@@ -28,13 +27,13 @@ _PLAINTEXT: Final = dtls_format.PLAINTEXT_CONTENT_TYPES
 _HANDSHAKE: Final = dtls_format.CONTENT_HANDSHAKE
 _APPDATA: Final = dtls_format.CONTENT_APPLICATION_DATA
 _CID_RECORD: Final = dtls_format.CONTENT_TLS12_CID
-_UNIFIED: Final = Layout(dtls_format.unified_header_first_byte)
+_UNIFIED: Final = dtls_format.unified_header_first_byte
 _FIXED: Final = _UNIFIED.in_byte("fixed")
 _C: Final = _UNIFIED.in_byte("cid_present")
 _S: Final = _UNIFIED.in_byte("sequence_16_bit")
 _L: Final = _UNIFIED.in_byte("length_present")
 _UNIFIED_FIXED: Final = dtls_format.UNIFIED_HEADER_FIXED
-_HANDSHAKE_HEADER: Final = Layout(dtls_format.handshake_header)
+_HANDSHAKE_HEADER: Final = dtls_format.handshake_header
 _HS_SIZE: Final = _HANDSHAKE_HEADER.size
 _HS_LEN_AT: Final = _HANDSHAKE_HEADER.fields["length"].offset
 _HS_OFFSET_AT: Final = _HANDSHAKE_HEADER.fields["fragment_offset"].offset

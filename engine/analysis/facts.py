@@ -8,11 +8,10 @@ the decoder; ``tls``/``quic`` from the analyzers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     name: str  # dotted, as written in rule files
     type: str  # "bool" or "int"
     source: str  # Python expression in the generated evaluator

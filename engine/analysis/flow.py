@@ -18,15 +18,17 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats import ip as ip_format
-from pcapconstrictor.formats.layout import Layout
-from pcapconstrictor.formats.transport import TCP_FLAG_FIN, TCP_FLAG_RST, TCP_FLAG_SYN
+from pcapconstrictor.formats.derived import ip as ip_format
+from pcapconstrictor.formats.derived import transport as transport_format
 
 from .facts import table
 from .flow_table import FlowTable
 
-_V4_TOTAL_AT: Final = Layout(ip_format.ipv4_header).big_endian_at("total_length", 2)
-_V6: Final = Layout(ip_format.ipv6_header)
+_V4_TOTAL_AT: Final = ip_format.ipv4_header.big_endian_at("total_length", 2)
+_V6: Final = ip_format.ipv6_header
+_SYN: Final = transport_format.TCP_FLAG_SYN
+_FIN: Final = transport_format.TCP_FLAG_FIN
+_RST: Final = transport_format.TCP_FLAG_RST
 _V6_PAYLOAD_AT: Final = _V6.big_endian_at("payload_length", 2)
 _V6_SIZE: Final = _V6.size
 _SEQ_MOD: Final = 1 << 32
@@ -119,8 +121,8 @@ class FlowAnalyzer:
         f.syn = f.sequenced = False
         if is_tcp:
             f.sequenced = True
-            state.flags |= flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)
-            if flags & TCP_FLAG_SYN:
+            state.flags |= flags & (_SYN | _FIN | _RST)
+            if flags & _SYN:
                 f.syn = True
                 start = (seq + 1) % _SEQ_MOD  # the SYN takes one sequence number
                 if d.origin is not None and d.origin != start:  # a new connection on the same ports
@@ -144,9 +146,9 @@ class FlowAnalyzer:
         d.packets += 1
         f.offset = offset
         seen = state.flags
-        f.syn_seen = bool(seen & TCP_FLAG_SYN)
-        f.fin_seen = bool(seen & TCP_FLAG_FIN)
-        f.rst_seen = bool(seen & TCP_FLAG_RST)
+        f.syn_seen = bool(seen & _SYN)
+        f.fin_seen = bool(seen & _FIN)
+        f.rst_seen = bool(seen & _RST)
         f.age_ms = (ts_ns - state.first_ns) // 1_000_000
         return f
 

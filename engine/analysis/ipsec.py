@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats import esp
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import esp
 
 from .facts import table
 
-_ESP: Final = Layout(esp.esp_header)
+_ESP: Final = esp.esp_header
 _ESP_SIZE: Final = _ESP.size
 _SPI_AT: Final = _ESP.fields["spi"].offset
 _SPI_END: Final = _SPI_AT + _ESP.fields["spi"].size
-_MARKER: Final = esp.non_esp_marker.value
+_MARKER: Final = esp.non_esp_marker
 _KEEPALIVE: Final = esp.NAT_KEEPALIVE
 _PROTO_ESP: Final = esp.IPPROTO_ESP
 

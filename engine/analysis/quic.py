@@ -11,29 +11,29 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats import quic as quic_format
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats import quic_wire
+from pcapconstrictor.formats.derived import quic as quic_format
 
 from .facts import table
 from .flow_table import FlowTable
 
-_FIXED: Final = Layout(quic_format.quic_long_header_fixed)
+_FIXED: Final = quic_format.quic_long_header_fixed
 _FIXED_SIZE: Final = _FIXED.size
 # Read as bytes at their schema offsets (cheaper than a struct call each):
 # the version only needs comparing with 0, the packet type is a bit field of
 # the first byte.
 _VERSION_AT: Final = _FIXED.fields["version"].offset
 _VERSION_END: Final = _VERSION_AT + _FIXED.fields["version"].size
-_GOOGLE: Final = quic_format.GOOGLE_QUIC_PREFIX
-_types_of: Final = quic_format.long_packet_types
+_GOOGLE: Final = quic_wire.GOOGLE_QUIC_PREFIX
+_types_of: Final = quic_wire.long_packet_types
 _TYPE_AT: Final = _FIXED.in_byte("long_packet_type")[0]
 _TYPE_SHIFT: Final = _FIXED.in_byte("long_packet_type")[1]
 _TYPE_MASK: Final = _FIXED.in_byte("long_packet_type")[2]
 _DCID_LEN_AT: Final = _FIXED.fields["dcid_length"].offset
-_MAX_CID: Final = quic_format.MAX_CID_LENGTH
-_varint_at: Final = quic_format.varint_at
-_INITIAL: Final = quic_format.LONG_INITIAL
-_RETRY: Final = quic_format.LONG_RETRY
+_MAX_CID: Final = quic_wire.MAX_CID_LENGTH
+_varint_at: Final = quic_wire.varint_at
+_INITIAL: Final = quic_wire.LONG_INITIAL
+_RETRY: Final = quic_wire.LONG_RETRY
 # Google QUIC up to Q043 (no long header): public flags with the version bit (0x01)
 # and an 8-byte connection ID (0x08), then the version at offset 9.
 _GQUIC_FLAGS: Final = 0x09

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .decode import Decoded
 from .dtls import DTLS_FACTS, DtlsAnalyzer
@@ -16,8 +16,7 @@ from .tls import BOUNDARY_MODES, RESYNC_MODES, TLS_FACTS, TlsAnalyzer
 from .wireguard import WIREGUARD_FACTS, WireguardAnalyzer
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     type: str  # "int" or "symbol"
     default: object
     choices: tuple[str, ...] = ()
@@ -25,8 +24,7 @@ class Option:
     minimum: int = 0
 
 
-@dataclass(frozen=True)
-class AnalyzerSpec:
+class AnalyzerSpec(NamedTuple):
     name: str
     factory: Callable[..., object]
     facts: dict[str, Fact]

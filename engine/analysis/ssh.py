@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats import ssh as ssh_format
-from pcapconstrictor.formats.layout import Layout
-from pcapconstrictor.formats.transport import TCP_FLAG_RST, TCP_FLAG_SYN
+from pcapconstrictor.formats.derived import ssh as ssh_format
+from pcapconstrictor.formats.derived import transport
 
 from .facts import table
 from .flow_table import FlowTable
 
-_PACKET: Final = Layout(ssh_format.binary_packet_header)
+_PACKET: Final = ssh_format.binary_packet_header
 _HEADER_SIZE: Final = _PACKET.size
 _LENGTH_FIELD: Final = _PACKET.fields["packet_length"].size  # not counted in packet_length
 _PADDING_AT: Final = _PACKET.fields["padding_length"].offset
@@ -29,7 +28,7 @@ _NEWKEYS: Final = ssh_format.SSH_MSG_NEWKEYS
 _BLOCK: Final = ssh_format.BLOCK_SIZE
 _MIN_PADDING: Final = ssh_format.MIN_PADDING
 _MAX_LENGTH: Final = ssh_format.MAX_PACKET_LENGTH
-_SYN_OR_RST: Final = TCP_FLAG_SYN | TCP_FLAG_RST
+_SYN_OR_RST: Final = transport.TCP_FLAG_SYN | transport.TCP_FLAG_RST
 _HALF: Final = 1 << 31
 
 # where a direction is

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats import tls as tls_format
-from pcapconstrictor.formats.layout import Layout
-from pcapconstrictor.formats.transport import TCP_FLAG_RST, TCP_FLAG_SYN
+from pcapconstrictor.formats.derived import tls as tls_format
+from pcapconstrictor.formats.derived import transport
 
 from .facts import table
 from .flow_table import FlowTable
 
-_RECORD: Final = Layout(tls_format.tls_record_header)
+_RECORD: Final = tls_format.tls_record_header
 # The u16 length is read as two bytes at its schema offset (cheaper than a
 # struct call per record).
 _LEN_AT: Final = _RECORD.big_endian_at("length", 2)
@@ -35,7 +34,7 @@ _MAJOR: Final = tls_format.LEGACY_VERSION_MAJOR
 _MAX_MINOR: Final = tls_format.MAX_VERSION_MINOR
 _MAX_LENGTH: Final = tls_format.MAX_RECORD_LENGTH
 _HEADER_STARTS: Final = tuple(bytes((t, _MAJOR)) for t in sorted(_TYPES))
-_SYN_OR_RST: Final = TCP_FLAG_SYN | TCP_FLAG_RST
+_SYN_OR_RST: Final = transport.TCP_FLAG_SYN | transport.TCP_FLAG_RST
 
 BOUNDARY_MODES = ("reset", "parse")
 RESYNC_MODES = ("start", "scan")

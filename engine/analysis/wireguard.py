@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats import wireguard as wg
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import wireguard as wg
 
 from .facts import table
 
-_HEADER: Final = Layout(wg.message_header)
+_HEADER: Final = wg.message_header
 _TYPE_AT: Final = _HEADER.fields["message_type"].offset
 _ZERO_AT: Final = _HEADER.fields["reserved_zero"].offset
 _ZERO_END: Final = _ZERO_AT + _HEADER.fields["reserved_zero"].size
 _ZEROS: Final = bytes(_HEADER.fields["reserved_zero"].size)
-_DATA_HEADER_SIZE: Final = Layout(wg.transport_data_header).size
+_DATA_HEADER_SIZE: Final = wg.transport_data_header.size
 _DATA_MIN: Final = wg.TRANSPORT_DATA_MIN_SIZE
 _TRANSPORT_DATA: Final = wg.TRANSPORT_DATA
 _HANDSHAKE_SIZES: Final = wg.HANDSHAKE_SIZES

@@ -7,6 +7,7 @@ and lark) are imported only once a command runs, so ``--help`` is fast.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -27,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             args = command_parser(argv[0]).parse_args(argv[1:])
             return _module(argv[0]).run(args)
-        args = main_parser().parse_args(argv)
-        return _main_form(args)
+        parser = main_parser()
+        return _main_form(parser.parse_args(argv), parser)
     except UsageError as e:
         sys.stderr.write(e.text())
         return 1
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _main_form(args) -> int:
+def _main_form(args, parser: argparse.ArgumentParser) -> int:
     if args.version:
         from pcapconstrictor.engine.compiled import build_description
 
@@ -55,7 +56,6 @@ def _main_form(args) -> int:
         from pcapconstrictor.engine.sources.interfaces import list_interfaces
 
         return list_interfaces()
-    parser = main_parser()
     if args.config is None:
         raise UsageError("--config is required", parser)
     if args.expression:  # tcpdump style: a trailing expression is the capture filter

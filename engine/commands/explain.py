@@ -15,8 +15,8 @@ from pcapconstrictor.engine.sinks.decision_log import address
 from pcapconstrictor.engine.sinks.fact_values import fact_names, fact_values, facts_used, format_facts
 from pcapconstrictor.engine.sources.capture_files import open_capture
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
-from pcapconstrictor.formats.transport import TCP_FLAG_FIN, TCP_FLAG_RST, TCP_FLAG_SYN
+from pcapconstrictor.formats.derived import link as link_format
+from pcapconstrictor.formats.derived import transport
 from pcapconstrictor.grammar import build_evaluator
 
 from .loading import Failure, load_run, run_options_of
@@ -51,7 +51,7 @@ def _flow_counter_lines(evaluator, d) -> list[str]:
     state = flow.flows.entries.get(key)
     if state is None:
         return []
-    named = ((TCP_FLAG_SYN, "S"), (TCP_FLAG_FIN, "F"), (TCP_FLAG_RST, "R"))
+    named = ((transport.TCP_FLAG_SYN, "S"), (transport.TCP_FLAG_FIN, "F"), (transport.TCP_FLAG_RST, "R"))
     flags = "".join(name for bit, name in named if state.flags & bit) or "-"
     lines = [f"  flow: first packet at {state.first_ns // 10**9}.{state.first_ns // 1000 % 10**6:06d}, "
              f"TCP flags seen {flags}"]  # fmt: skip
@@ -71,7 +71,7 @@ def explain(config, policy, input_path: str, number: int, out=sys.stdout) -> int
     seen = 0
     with open_capture(input_path) as reader:  # any format and link type the offline feed reads
         for batch in reader.batches():
-            linktype = getattr(batch, "linktype", LINKTYPE_ETHERNET)
+            linktype = getattr(batch, "linktype", link_format.LINKTYPE_ETHERNET)
             evaluator.use_link_type(linktype)
             for ts_ns, data, orig_len in batch:
                 seen += 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 WHITESPACE = " \t\n\r\v\f"  # C isspace() in the "C" locale; Unicode spaces are not trimmed
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: no sign, hex, '_' or other scripts' digits
@@ -98,8 +98,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
 # --- the key table (§5.3, §5.4) -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeySpec:
+class KeySpec(NamedTuple):
     """One config key: its type, default, the error a bad value gets, and a line of doc.
 
     `by_name=False` reproduces §5.4: in sections with a generic integer rule the value is
@@ -274,13 +273,22 @@ _TABLE = (
 KEYS: dict[str, KeySpec] = {spec.key: spec for spec in _TABLE}
 
 
-@dataclass
 class Config:
     """Every known key with its effective value, and whether the file or the default set it."""
 
-    path: str
-    values: dict[str, object]
-    origin: dict[str, str]
+    def __init__(self, path: str, values: dict[str, object], origin: dict[str, str]) -> None:
+        self.path = path
+        self.values = values
+        self.origin = origin
+
+    def __repr__(self) -> str:
+        return f"Config(path={self.path!r}, values={self.values!r}, origin={self.origin!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and (self.path, self.values, self.origin) == (
+            other.path, other.values, other.origin)  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it was
 
     def __getitem__(self, key: str) -> object:
         return self.values[key]

@@ -6,19 +6,18 @@ Shared by the INI and the YAML reader, so both give the same values and the same
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from .keys import KEYS, Config, ConfigError, KeySpec, LineError, parse_u32
 
 
-@dataclass
 class _SectionRules:
     """How one section dispatches a line, derived from KEYS (§5.4)."""
 
-    name: str
-    by_name: dict[str, KeySpec] = field(default_factory=dict)
-    after_u32: dict[str, KeySpec] = field(default_factory=dict)
-    u32_error: str | None = None  # None: no generic integer rule, unknown names fail at once
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.by_name: dict[str, KeySpec] = {}
+        self.after_u32: dict[str, KeySpec] = {}
+        self.u32_error: str | None = None  # None: no generic integer rule, unknown names fail at once
 
 
 def _section_rules(keys: dict[str, KeySpec]) -> dict[str, _SectionRules]:

@@ -21,7 +21,7 @@ from pcapconstrictor.engine.sources.interfaces import link_type_problem
 from pcapconstrictor.engine.sources.link_state import LinkWatch
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
+from pcapconstrictor.formats.derived import link as link_format
 
 from .figures import figures_of
 from .monitor import MetricsEndpoint, MetricsError, RunMonitor
@@ -131,7 +131,7 @@ class LiveLoop:
                  stop: StopRequest, progress: LiveProgress | None,
                  link_reports: bool = True, monitor: RunMonitor | None = None) -> None:  # fmt: skip
         self.backend, self.pipeline, self.writer = backend, pipeline, writer
-        self.linktype = getattr(backend, "linktype", LINKTYPE_ETHERNET)  # the pipeline decodes by it
+        self.linktype = getattr(backend, "linktype", link_format.LINKTYPE_ETHERNET)  # the pipeline decodes it
         self.stop, self.progress, self.monitor = stop, progress, monitor
         self.max_packets = config["capture.max_packets"]
         self.duration = config["capture.duration_sec"]
@@ -175,7 +175,7 @@ class LiveLoop:
     def _write(self, frames) -> None:
         if self.max_packets:
             frames = frames[: self.max_packets - self.pipeline.packets]
-        if self.linktype != LINKTYPE_ETHERNET:  # raw IP, LINUX_SLL2 (issue 15 #5)
+        if self.linktype != link_format.LINKTYPE_ETHERNET:  # raw IP, LINUX_SLL2 (issue 15 #5)
             frames = RecordBatch(frames)
             frames.linktype = self.linktype
         self.pipeline.run_batch(frames)
@@ -214,7 +214,7 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     """§2.2 steps 5-10 with an open backend; returns the exit status."""
     output = str(config["capture.output"])
     out = run_options.message_stream(config, opts)  # '-' keeps stdout for the PCAP or the log
-    linktype = getattr(backend, "linktype", LINKTYPE_ETHERNET)  # raw IP, LINUX_SLL2 (issue 15 #5)
+    linktype = getattr(backend, "linktype", link_format.LINKTYPE_ETHERNET)  # raw IP, LINUX_SLL2 (issue 15 #5)
     try:  # pcap or pcapng, rotated or not (issue 8); the file header goes out now
         writer = run_options.open_output(config, opts, if_name=str(config["capture.interface"]),
                                          linktype=linktype)  # fmt: skip

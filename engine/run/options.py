@@ -8,17 +8,20 @@ Every failure is a :class:`SetupError` whose ``str()`` is the whole line for std
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from pcapconstrictor.engine.config import Config, output_snaplen
 from pcapconstrictor.engine.sinks.output import OutputConfigError, Sink, open_sink
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
 from pcapconstrictor.engine.sinks.rotation import RotatingSink
-from pcapconstrictor.engine.sources.capture_filter import CaptureFilter, FilterError, capture_filter
 from pcapconstrictor.engine.version import PROG, VERSION
 
 from .policy_select import policy_path
 from .privileges import PrivilegeError
 from .privileges import drop_privileges as _drop
+
+if TYPE_CHECKING:
+    from pcapconstrictor.engine.sources.capture_filter import CaptureFilter
 
 COMMAND_LINE = "command line"  # Config.origin of a value given on the command line
 
@@ -39,6 +42,10 @@ def apply_command_line(config: Config, opts: dict) -> None:
 def compile_capture_filter(config: Config, linktype: int = 1) -> CaptureFilter | None:
     """capture.filter compiled for this run's snap length and frames of ``linktype``, or None
     when empty."""
+    if not str(config["capture.filter"]).strip():
+        return None  # no filter: its compiler (ctypes, socket) is not even imported (start-up)
+    from pcapconstrictor.engine.sources.capture_filter import FilterError, capture_filter
+
     try:
         return capture_filter(str(config["capture.filter"]), output_snaplen(config), linktype)
     except FilterError as e:

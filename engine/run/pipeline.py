@@ -7,11 +7,10 @@ the runner knows nothing of TLS or sockets.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pcapconstrictor.engine.config import Config
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
+from pcapconstrictor.formats.derived import link as link_format
 from pcapconstrictor.grammar.evaluator import Evaluator
 
 from .policy_select import CachedPolicy, evaluator_for
@@ -23,15 +22,13 @@ if TYPE_CHECKING:
 BATCH = 4096  # frames per evaluate_batch call when the source gives them one by one
 
 
-@dataclass
 class Pipeline:
     """decide -> write -> count for each frame; one per run (it owns the flow state)."""
 
-    evaluator: Evaluator
-    writer: object  # a Sink: write_batch(frames, lengths), write(ts_ns, data, incl_len, orig_len)
-    decision_log: object | None = None  # DecisionLog-like: row(index, ts_ns, data, orig, out, did)
-
-    def __post_init__(self) -> None:
+    def __init__(self, evaluator: Evaluator, writer: object, decision_log: object | None = None) -> None:
+        self.evaluator = evaluator
+        self.writer = writer  # a Sink: write_batch(frames, lengths), write(ts_ns, data, incl_len, orig_len)
+        self.decision_log = decision_log  # DecisionLog-like: row(index, ts_ns, data, orig, out, did)
         self.counts = [0] * len(self.evaluator.decisions)
         self.packets = 0
         self.bytes_input = 0
@@ -40,7 +37,7 @@ class Pipeline:
     def run_batch(self, frames: list[tuple[int, bytes, int]]) -> None:
         """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames; a list with a
         ``linktype`` attribute (a non-Ethernet source) is decoded as that link type."""
-        linktype = getattr(frames, "linktype", LINKTYPE_ETHERNET)
+        linktype = getattr(frames, "linktype", link_format.LINKTYPE_ETHERNET)
         if linktype != self.evaluator.linktype:
             self.evaluator.use_link_type(linktype)
         if self.decision_log is not None:  # traced: one evaluation (and log row) per frame

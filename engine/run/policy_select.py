@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -96,7 +95,7 @@ def _compile_recording(policy: Policy, config: Config) -> tuple[CompiledPolicy, 
     from pcapconstrictor.grammar.codegen import compile_policy
 
     values = _ReadValues(config.values)
-    compiled = compile_policy(policy, dataclasses.replace(config, values=values))
+    compiled = compile_policy(policy, Config(config.path, values, config.origin))
     return compiled, values.read
 
 

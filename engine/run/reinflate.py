@@ -17,7 +17,7 @@ from pcapconstrictor.engine.analysis.checksums import SKIP_REASONS, Skip, recomp
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.config.main_tool import FILL_RANDOM
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngPacket
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
+from pcapconstrictor.formats.derived import link as link_format
 
 Frame = tuple[int, bytes, int]  # (ts_ns, data, orig_len)
 
@@ -59,7 +59,7 @@ class Reinflater:
     def frames(self, batches: Iterable[list[Frame]]) -> Iterator[list[Frame]]:
         """Each batch of the input as a batch of reinflated frames (its link type kept)."""
         for batch in batches:
-            linktype = getattr(batch, "linktype", LINKTYPE_ETHERNET)
+            linktype = getattr(batch, "linktype", link_format.LINKTYPE_ETHERNET)
             out = [self.frame(ts_ns, data, orig_len, linktype) for ts_ns, data, orig_len in batch]
             yield out
 

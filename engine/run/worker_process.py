@@ -15,7 +15,7 @@ from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.sinks.output import output_format
 from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWriteError
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
-from pcapconstrictor.formats import linux_packet as lp
+from pcapconstrictor.formats.derived import linux_packet as lp
 
 from .live import LiveLoop, StopRequest, final_stats
 from .pipeline import Pipeline, make_pipeline

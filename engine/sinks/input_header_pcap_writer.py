@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pcapconstrictor.formats.layout import Layout
-from pcapconstrictor.formats.pcap import (
-    MAGIC_MICROSECONDS,
-    MAGIC_NANOSECONDS,
-    pcap_file_header_be,
-    pcap_file_header_le,
-    pcaprec_hdr_be,
-    pcaprec_hdr_le,
-)
+from pcapconstrictor.formats.derived import pcap
 
 from .pcap_writer import PcapWriter
 
-_FILE_HEADER = {False: Layout(pcap_file_header_le), True: Layout(pcap_file_header_be)}
-_RECORD_HEADER = {False: Layout(pcaprec_hdr_le), True: Layout(pcaprec_hdr_be)}
+_FILE_HEADER = {False: pcap.pcap_file_header_le, True: pcap.pcap_file_header_be}
+_RECORD_HEADER = {False: pcap.pcaprec_hdr_le, True: pcap.pcaprec_hdr_be}
 
 
 class InputHeaderPcapWriter(PcapWriter):
@@ -33,7 +25,7 @@ class InputHeaderPcapWriter(PcapWriter):
     def __init__(self, path: str, reader) -> None:
         big = reader.big_endian
         major, minor = reader.version if reader.version[1] >= 3 else (2, 4)
-        magic = MAGIC_NANOSECONDS if reader.nanosecond else MAGIC_MICROSECONDS
+        magic = pcap.MAGIC_NANOSECONDS if reader.nanosecond else pcap.MAGIC_MICROSECONDS
         self._header = _FILE_HEADER[big].whole_struct().pack(
             magic, major, minor, reader.thiszone, reader.sigfigs, reader.snaplen, reader.linktype)
         self._tick = 1 if reader.nanosecond else 1000  # ns per unit of the fraction field

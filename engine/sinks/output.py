@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pcapconstrictor.engine.config import Config, output_snaplen
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
-from pcapconstrictor.formats.link import LINKTYPE_ETHERNET
+from pcapconstrictor.formats.derived import link as link_format
 
 from .pcap_writer import PcapWriter
 from .pcapng_section_writer import PcapngSections, PcapngSectionWriter
@@ -89,7 +89,7 @@ def closed_file_settings(config: Config) -> ClosedFileSettings:
 
 
 def open_sink(config: Config, *, policy: str, application: str, if_name: str | None = None,
-              capture_filter: str | None = None, linktype: int = LINKTYPE_ETHERNET,
+              capture_filter: str | None = None, linktype: int = link_format.LINKTYPE_ETHERNET,
               pcapng_input: PcapngReader | None = None) -> Sink:  # fmt: skip
     """The configured sink, its (first) file created; raises PcapWriteError.  ``policy``
     names the policy in the pcapng section comment; ``if_name`` and ``capture_filter``

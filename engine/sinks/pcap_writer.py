@@ -18,16 +18,10 @@ from typing import BinaryIO
 
 from pcapconstrictor.engine.sinks.output_file import OutputFile, OutputFileRefused, create_output_file
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
-from pcapconstrictor.formats.layout import Layout
-from pcapconstrictor.formats.pcap import (
-    LINKTYPE_ETHERNET,
-    MAGIC_MICROSECONDS,
-    pcap_file_header_le,
-    pcaprec_hdr_le,
-)
+from pcapconstrictor.formats.derived import pcap
 
-_FILE_HEADER = Layout(pcap_file_header_le)
-_RECORD_HEADER = Layout(pcaprec_hdr_le)
+_FILE_HEADER = pcap.pcap_file_header_le
+_RECORD_HEADER = pcap.pcaprec_hdr_le
 _RECORD_SIZE = _RECORD_HEADER.size
 assert list(_RECORD_HEADER.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
 assert list(_FILE_HEADER.fields) == [
@@ -54,10 +48,10 @@ def _cut(data: bytes | memoryview, incl_len: int) -> bytes:
     return bytes(data[:incl_len])  # a view may be reused by its source: keep a copy
 
 
-def global_header(snaplen: int, linktype: int = LINKTYPE_ETHERNET) -> bytes:
+def global_header(snaplen: int, linktype: int = pcap.LINKTYPE_ETHERNET) -> bytes:
     """The 24-byte §11.1 header for a capture clamped to ``snaplen`` (a non-Ethernet input
     keeps its link type, issue 15)."""
-    return _FILE_HEADER.whole_struct().pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, linktype)
+    return _FILE_HEADER.whole_struct().pack(pcap.MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, linktype)
 
 
 class PcapWriter:
@@ -70,7 +64,7 @@ class PcapWriter:
     """
 
     def __init__(self, path: str, snaplen: int, buffer_size: int = 1 << 20, *,
-                 linktype: int = LINKTYPE_ETHERNET) -> None:  # fmt: skip
+                 linktype: int = pcap.LINKTYPE_ETHERNET) -> None:  # fmt: skip
         self.path = path
         self.snaplen = snaplen
         self.linktype = linktype

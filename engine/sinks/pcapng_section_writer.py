@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
-from pcapconstrictor.formats import pcapng as ng
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import pcapng as ng
 
 from .pcap_writer import PcapWriter
 
-_EPB = {big: Layout(ng.schemas(big).enhanced_packet_block_header) for big in (False, True)}
-_TRAILER = {big: Layout(ng.schemas(big).block_trailer) for big in (False, True)}
+_EPB = {False: ng.LITTLE.enhanced_packet_block_header, True: ng.BIG.enhanced_packet_block_header}
+_TRAILER = {False: ng.LITTLE.block_trailer, True: ng.BIG.block_trailer}
+_BLOCK_HEADER = {False: ng.LITTLE.block_header, True: ng.BIG.block_header}
 _EPB_OVERHEAD = _EPB[False].size + _TRAILER[False].size
 _PADDING = [b"", b"\0\0\0", b"\0\0", b"\0"]  # by incl_len % 4
 
@@ -50,7 +50,7 @@ class PcapngSections:
         queue = self.reader.blocks
         while queue and (before is None or queue[0][0] < before):
             _, raw, big = queue.popleft()
-            block_type = ng.schemas(big).block_header.parse(raw).block_type
+            block_type = _BLOCK_HEADER[big].whole_struct().unpack_from(raw)[0]
             if block_type == ng.BLOCK_TYPE_SHB:
                 raw = self._section_header(raw, big)
                 self.section = []
@@ -62,22 +62,28 @@ class PcapngSections:
         return out
 
     def _section_header(self, raw: bytes, big: bool) -> bytes:
-        schemas = ng.schemas(big)
-        shb = schemas.block.parse(raw)
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
+
+        section = pcapng_schemas.schemas(big)
+        shb = section.block.parse(raw)
         kept = [o for o in shb.body.options if o.option_code not in (ng.SHB_USERAPPL, ng.OPT_ENDOFOPT)]
         options = [{"option_code": ng.OPT_COMMENT, "option_value": _text(self.comment)}, *kept,
                    {"option_code": ng.SHB_USERAPPL, "option_value": _text(self.application)},
                    {"option_code": ng.OPT_ENDOFOPT, "option_value": b""}]  # fmt: skip
         body = dict(shb.body, section_length=ng.SECTION_LENGTH_UNKNOWN, options=options)
-        return schemas.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
+        return section.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
 
     def _interface(self, raw: bytes, big: bool) -> bytes:
-        schemas = ng.schemas(big)
-        idb = schemas.block.parse(raw)
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
+
+        section = pcapng_schemas.schemas(big)
+        idb = section.block.parse(raw)
         if idb.body.snaplen and idb.body.snaplen <= self.snaplen:
             return raw
         body = dict(idb.body, snaplen=self.snaplen)  # no packet is longer than the output's
-        return schemas.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
+        return section.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
 
 
 class PcapngSectionWriter(PcapWriter):

@@ -4,21 +4,20 @@ Enhanced Packet Block per record, carrying the original length.
 
 It is :class:`~pcapconstrictor.engine.sinks.pcap_writer.PcapWriter` with another file header and
 another record: buffering, flushing, standard output and errors are the same.  The blocks are
-built from ``formats/pcapng`` schemas; the per-record header is packed through a struct
-derived from ``enhanced_packet_block_header``.
+built from ``formats/pcapng`` schemas (construct, imported when a block is built); the
+per-record header is packed through the struct derived from ``enhanced_packet_block_header``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pcapconstrictor.formats import pcapng as ng
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import pcapng as ng
 
 from .pcap_writer import PcapWriter
 
-_EPB = Layout(ng.enhanced_packet_block_header)
-_TRAILER = Layout(ng.block_trailer)
+_EPB = ng.enhanced_packet_block_header
+_TRAILER = ng.block_trailer
 assert list(_EPB.fields) == [
     "block_type", "block_total_length", "interface_id", "timestamp_upper", "timestamp_lower",
     "captured_packet_length", "original_packet_length",
@@ -37,22 +36,28 @@ def _text(value: str) -> bytes:
 
 
 def section_header_block(comment: str, application: str) -> bytes:
+    # construct, imported only where a block is built
+    from pcapconstrictor.formats import pcapng as pcapng_schemas
+
     opts = [_option(ng.OPT_COMMENT, _text(comment)), _option(ng.SHB_USERAPPL, _text(application)),
             _option(ng.OPT_ENDOFOPT, b"")]  # fmt: skip
     body = {"byte_order_magic": ng.BYTE_ORDER_MAGIC, "major_version": 1, "minor_version": 0,
             "section_length": ng.SECTION_LENGTH_UNKNOWN, "options": opts}  # fmt: skip
-    return ng.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
+    return pcapng_schemas.block.build({"block_type": ng.BLOCK_TYPE_SHB, "body": body})
 
 
 def interface_description_block(snaplen: int, if_name: str | None, if_filter: str | None,
                                 linktype: int = ng.LINKTYPE_ETHERNET) -> bytes:  # fmt: skip
+    # construct, imported only where a block is built
+    from pcapconstrictor.formats import pcapng as pcapng_schemas
+
     opts = [_option(ng.IF_NAME, _text(if_name))] if if_name else []
     opts.append(_option(ng.IF_TSRESOL, bytes([NANOSECONDS])))
     if if_filter:
         opts.append(_option(ng.IF_FILTER, bytes([ng.IF_FILTER_LIBPCAP]) + _text(if_filter)))
     opts.append(_option(ng.OPT_ENDOFOPT, b""))
     body = {"linktype": linktype, "reserved": 0, "snaplen": snaplen, "options": opts}
-    return ng.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
+    return pcapng_schemas.block.build({"block_type": ng.BLOCK_TYPE_IDB, "body": body})
 
 
 class PcapngWriter(PcapWriter):

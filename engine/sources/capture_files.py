@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from pcapconstrictor.formats.pcap import MAGIC_MICROSECONDS, MAGIC_NANOSECONDS
-from pcapconstrictor.formats.pcapng import BLOCK_TYPE_SHB
+from pcapconstrictor.formats.derived import pcap
+from pcapconstrictor.formats.derived import pcapng as ng
 
 from .offline_input import PCAPNG_MAGIC, open_offline_input
 from .pcap_reader import PcapReader
@@ -29,7 +29,7 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".ntar")
 
 
 def _capture_magics() -> set[bytes]:
-    words = (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS, BLOCK_TYPE_SHB)
+    words = (pcap.MAGIC_MICROSECONDS, pcap.MAGIC_NANOSECONDS, ng.BLOCK_TYPE_SHB)
     return {w.to_bytes(4, order) for w in words for order in ("little", "big")}
 
 

@@ -16,8 +16,7 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 
-from pcapconstrictor.formats import bpf as fb
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import bpf as fb
 
 from .record_batch import RecordBatch
 
@@ -25,9 +24,9 @@ DLT_EN10MB = 1
 NETMASK = 0  # as tcpdump when it reads a file: "ip broadcast" means 255.255.255.255 (or 0.0.0.0)
 KERNEL_ACCEPT = 0xFFFFFFFF  # "keep the whole frame": the policy, not the filter, does the snap clamp
 LIBPCAP_NAMES = ("libpcap.so.0.8", "libpcap.so.1")
-_INSN = Layout(fb.sock_filter)
-_FPROG = Layout(fb.sock_fprog)
-_PROGRAM = Layout(fb.bpf_program)
+_INSN = fb.sock_filter
+_FPROG = fb.sock_fprog
+_PROGRAM = fb.bpf_program
 _U32 = 0xFFFFFFFF
 assert list(_INSN.fields) == ["code", "jt", "jf", "k"], _INSN.fields
 
@@ -108,16 +107,17 @@ def validate(program: list[Instruction]) -> None:
     for pc, (code, jt, jf, k) in enumerate(program):
         if code not in _KNOWN:
             raise FilterError(f"BPF instruction {pc} has an unknown opcode {code:#06x}")
-        kind = fb.bpf_class(code)
+        kind = code & fb.BPF_CLASS_MASK
         if kind == fb.BPF_JMP:
-            targets = (k,) if fb.bpf_op(code) == fb.BPF_JA else (jt, jf)
+            targets = (k,) if (code & fb.BPF_OP_MASK) == fb.BPF_JA else (jt, jf)
             if any(pc + 1 + t >= len(program) for t in targets):
                 raise FilterError(f"BPF instruction {pc} jumps past the end of the program")
-        uses_memory = (kind in (fb.BPF_ST, fb.BPF_STX)
-                       or kind in (fb.BPF_LD, fb.BPF_LDX) and fb.bpf_mode(code) == fb.BPF_MEM)  # fmt: skip
+        mode = code & fb.BPF_MODE_MASK
+        stores = kind in (fb.BPF_ST, fb.BPF_STX)
+        uses_memory = stores or kind in (fb.BPF_LD, fb.BPF_LDX) and mode == fb.BPF_MEM
         if uses_memory and k >= fb.BPF_MEMWORDS:
             raise FilterError(f"BPF instruction {pc} uses scratch word {k} (there are {fb.BPF_MEMWORDS})")
-    if fb.bpf_class(program[-1][0]) != fb.BPF_RET:
+    if (program[-1][0] & fb.BPF_CLASS_MASK) != fb.BPF_RET:
         raise FilterError("a classic BPF program must end with a return instruction")
 
 

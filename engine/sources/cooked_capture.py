@@ -25,15 +25,14 @@ import socket
 from dataclasses import dataclass
 
 from pcapconstrictor.formats import bpf as fb
-from pcapconstrictor.formats import link
+from pcapconstrictor.formats import derived, link
 from pcapconstrictor.formats import linux_packet as lp
 from pcapconstrictor.formats import netdevice as nd
-from pcapconstrictor.formats.layout import Layout
 
 from .capture_filter import Instruction
 from .interfaces import ANY, describe
 
-_SLL2 = Layout(link.linux_sll2_header)
+_SLL2 = derived.link.linux_sll2_header
 SLL2_HEADER_SIZE = _SLL2.size  # 20
 _PACK_SLL2 = _SLL2.whole_struct().pack
 _ADDRESS_SIZE = _SLL2.fields["link_layer_address"].size  # 8

@@ -14,14 +14,14 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from pcapconstrictor.formats import netdevice as nd
+from pcapconstrictor.formats.derived import netdevice as nd
 from pcapconstrictor.formats.layout import Layout
 
-_FLAGS = Layout(nd.ifreq_flags)
-_MTU = Layout(nd.ifreq_mtu)
-_HWADDR = Layout(nd.ifreq_hwaddr)
-_DATA = Layout(nd.ifreq_data)
-_ETHTOOL_VALUE = Layout(nd.ethtool_value)
+_FLAGS = nd.ifreq_flags
+_MTU = nd.ifreq_mtu
+_HWADDR = nd.ifreq_hwaddr
+_DATA = nd.ifreq_data
+_ETHTOOL_VALUE = nd.ethtool_value
 ETHERNET_FRAMED = (nd.ARPHRD_ETHER, nd.ARPHRD_LOOPBACK)
 CAPTURABLE = (*ETHERNET_FRAMED, *nd.LAYER3)
 ANY = "any"  # libpcap's pseudo-interface: every interface of the namespace

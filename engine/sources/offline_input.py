@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO
 
-from pcapconstrictor.formats import pcapng as ng
+from pcapconstrictor.formats.derived import pcapng as ng
 
 from .pcap_reader import PcapReader
 from .pcapng_reader import PcapngReader

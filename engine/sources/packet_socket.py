@@ -14,15 +14,14 @@ import os
 import socket
 import struct
 
-from pcapconstrictor.formats import linux_packet as lp
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import linux_packet as lp
 
 from .capture_filter import attach as attach_filter
 from .cooked_capture import ETHERNET, CaptureLink, bind_every_interface, kernel_program, loopback_index
 
-_MREQ = Layout(lp.packet_mreq).struct
-_STATS = Layout(lp.tpacket_stats)
-_STATS_V3 = Layout(lp.tpacket_stats_v3)
+_MREQ = lp.packet_mreq.struct
+_STATS = lp.tpacket_stats
+_STATS_V3 = lp.tpacket_stats_v3
 _FANOUT = struct.Struct("=I")  # the PACKET_FANOUT argument: group id | (type | flags) << 16
 ARPHRD_LOOPBACK = 772  # linux/if_arp.h
 _VLAN_AT = 2 * lp.ETH_ALEN  # the tag goes between the MAC addresses and the EtherType

@@ -18,22 +18,12 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO
 
-from pcapconstrictor.formats.layout import Layout
-from pcapconstrictor.formats.pcap import (
-    LINKTYPE_ETHERNET,
-    MAGIC_MICROSECONDS,
-    MAGIC_NANOSECONDS,
-    pcap_file_header_be,
-    pcap_file_header_le,
-    pcaprec_hdr_be,
-    pcaprec_hdr_le,
-)
-from pcapconstrictor.formats.pcapng import BLOCK_TYPE_SHB
+from pcapconstrictor.formats.derived import pcap, pcapng
 
 from .record_batch import RecordBatch
 
-_FILE_HEADER = {False: Layout(pcap_file_header_le), True: Layout(pcap_file_header_be)}
-_RECORD_HEADER = {False: Layout(pcaprec_hdr_le), True: Layout(pcaprec_hdr_be)}
+_FILE_HEADER = {False: pcap.pcap_file_header_le, True: pcap.pcap_file_header_be}
+_RECORD_HEADER = {False: pcap.pcaprec_hdr_le, True: pcap.pcaprec_hdr_be}
 GLOBAL_HEADER_SIZE = _FILE_HEADER[False].size
 RECORD_HEADER_SIZE = _RECORD_HEADER[False].size
 
@@ -108,9 +98,9 @@ class PcapReader:
             raise PcapReadError("file offset 0: unexpected EOF while reading PCAP global header")
         as_be = _FILE_HEADER[True].whole_struct().unpack_from(raw)
         as_le = _FILE_HEADER[False].whole_struct().unpack_from(raw)
-        if as_be[0] == BLOCK_TYPE_SHB:
+        if as_be[0] == pcapng.BLOCK_TYPE_SHB:
             raise PcapReadError("file offset 0: pcapng is not supported by this offline feed mode")
-        magics = (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS)
+        magics = (pcap.MAGIC_MICROSECONDS, pcap.MAGIC_NANOSECONDS)
         if as_le[0] in magics:
             big_endian, words = False, as_le
         elif as_be[0] in magics:
@@ -120,7 +110,7 @@ class PcapReader:
         header = _FILE_HEADER[big_endian]
         values = dict(zip(header.fields, words, strict=True))
         self.big_endian = big_endian
-        self.nanosecond = values["magic_number"] == MAGIC_NANOSECONDS
+        self.nanosecond = values["magic_number"] == pcap.MAGIC_NANOSECONDS
         major, minor = values["version_major"], values["version_minor"]
         if major != 2:  # libpcap reads every 2.x file (issue 15), nothing else
             raise PcapReadError(
@@ -193,7 +183,7 @@ class PcapReader:
         while True:
             end = len(buf)
             frames = RecordBatch()
-            if linktype != LINKTYPE_ETHERNET:
+            if linktype != pcap.LINKTYPE_ETHERNET:
                 frames.linktype = linktype
             append = frames.append
             first = pos

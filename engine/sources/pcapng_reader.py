@@ -4,8 +4,9 @@ Block by block, in constant memory: sections of either byte order, any number of
 and link types, ``if_tsresol`` in powers of 10 and of 2, ``if_tsoffset``; Enhanced, Simple
 and obsolete Packet Blocks; other blocks are queued for a pcapng output to pass through
 (Name Resolution, Decryption Secrets, Interface Statistics, custom copyable) or skipped.
-Layouts come from ``formats/pcapng``.  Like the classic reader, every whole packet before a
-bad block is yielded first, then the error names the block (counted from 1) and its offset.
+Layouts come from ``formats/pcapng`` (derived); construct parses only SHBs and IDBs.  Like
+the classic reader, every whole packet before a bad block is yielded first, then the error
+names the block (counted from 1) and its offset.
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError, open_input
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
-from pcapconstrictor.formats import pcapng as ng
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import pcapng as ng
 
-_HEADER = {big: Layout(ng.schemas(big).block_header) for big in (False, True)}
-_EPB = {big: Layout(ng.schemas(big).enhanced_packet_block_fixed) for big in (False, True)}
-_PB = {big: Layout(ng.schemas(big).packet_block_fixed) for big in (False, True)}
-_SPB = {big: Layout(ng.schemas(big).simple_packet_block_fixed) for big in (False, True)}
+_HEADER = {False: ng.LITTLE.block_header, True: ng.BIG.block_header}
+_EPB = {False: ng.LITTLE.enhanced_packet_block_fixed, True: ng.BIG.enhanced_packet_block_fixed}
+_PB = {False: ng.LITTLE.packet_block_fixed, True: ng.BIG.packet_block_fixed}
+_SPB = {False: ng.LITTLE.simple_packet_block_fixed, True: ng.BIG.simple_packet_block_fixed}
 _TRAILER = ng.BLOCK_TRAILER_SIZE
 _HEADER_SIZE = ng.BLOCK_HEADER_SIZE
 _EPB_DATA_AT = _HEADER_SIZE + _EPB[False].size  # where an Enhanced Packet Block's packet starts
@@ -55,8 +54,7 @@ class PcapngPacket(bytes):
     options: bytes
 
 
-@dataclass
-class Interface:
+class Interface(NamedTuple):
     """One IDB: what the packets on it are and how their timestamps count."""
 
     linktype: int
@@ -187,16 +185,22 @@ class PcapngReader:
         return block_type, raw
 
     def _section(self, raw: bytes, big: bool) -> None:
-        body = ng.schemas(big).block.parse(raw).body
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
+
+        body = pcapng_schemas.schemas(big).block.parse(raw).body
         if body.major_version != 1:
             raise self._error(f"unsupported pcapng version {body.major_version}.{body.minor_version}")
         self.big_endian = big
         self.interfaces = []
 
     def _interface(self, raw: bytes) -> None:
-        schemas = ng.schemas(self.big_endian)
+        # construct, imported only where a block is parsed
+        from pcapconstrictor.formats import pcapng as pcapng_schemas
+
+        section = pcapng_schemas.schemas(self.big_endian)
         try:
-            body = schemas.block.parse(raw).body
+            body = section.block.parse(raw).body
         except Exception as exc:  # construct's errors: a malformed options list
             raise self._error(f"malformed Interface Description Block: {type(exc).__name__}") from None
         units, offset = 10**ng.IF_TSRESOL_DEFAULT, 0
@@ -205,7 +209,7 @@ class PcapngReader:
                 r = opt.option_value[0]
                 units = 2 ** (r & 0x7F) if r & 0x80 else 10**r
             elif opt.option_code == ng.IF_TSOFFSET and len(opt.option_value) == 8:
-                offset = schemas.if_tsoffset.parse(opt.option_value)
+                offset = section.if_tsoffset.parse(opt.option_value)
         if self.require_linktype is not None and body.linktype != self.require_linktype:
             raise self._error(f"an interface of link type {body.linktype} cannot go to a classic "
                               f"PCAP output of link type {self.require_linktype} "

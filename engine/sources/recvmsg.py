@@ -20,16 +20,15 @@ import select
 import socket
 import time
 
-from pcapconstrictor.formats import linux_packet as lp
-from pcapconstrictor.formats.layout import Layout
+from pcapconstrictor.formats.derived import linux_packet as lp
 
 from .cooked_capture import ETHERNET, SLL2_HEADER_SIZE, CaptureLink, InterfaceIndexes, sll2_header
 from .packet_socket import CaptureError, PacketSocket, with_vlan_tag
 
 BATCH = 1024  # frames per receive() at most, so a flood cannot starve the live loop
 RECEIVE_BUFFER = 32 << 20  # SO_RCVBUF(FORCE): the 208 KiB default drops at ~150k frames/s
-_AUX = Layout(lp.tpacket_auxdata)
-_TIMESPEC = Layout(lp.kernel_timespec)
+_AUX = lp.tpacket_auxdata
+_TIMESPEC = lp.kernel_timespec
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_AUX.size)
 _RETRY_ERRNOS = (errno.ENOBUFS, errno.ENOMEM)  # counted, not fatal (§13.1)
 # _take unpacks tpacket_auxdata positionally: fail at import if the schema's order changes.

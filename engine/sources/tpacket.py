@@ -15,16 +15,16 @@ import mmap
 import select
 import struct
 
+from pcapconstrictor.formats import derived
 from pcapconstrictor.formats import linux_packet as lp
-from pcapconstrictor.formats.layout import Layout
 
 from .cooked_capture import ETHERNET, SLL2_HEADER_SIZE, CaptureLink, sll2_header
 from .packet_socket import CaptureError, PacketSocket, os_failure, with_vlan_tag
 
-_REQ = Layout(lp.tpacket_req3)
-_BLOCK = Layout(lp.tpacket_block_desc)
-_HDR = Layout(lp.tpacket3_hdr)
-_SLL = Layout(lp.sockaddr_ll)
+_REQ = derived.linux_packet.tpacket_req3
+_BLOCK = derived.linux_packet.tpacket_block_desc
+_HDR = derived.linux_packet.tpacket3_hdr
+_SLL = derived.linux_packet.sockaddr_ll
 HDR_SIZE = _HDR.size  # 48
 METADATA_SIZE = lp.tpacket_align(_HDR.size) + lp.tpacket_align(_SLL.size)  # 80 (§13.2 rule 5)
 _STATUS_AT = _BLOCK.offset("block_status")
