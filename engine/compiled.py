@@ -15,6 +15,7 @@ import importlib
 MYPYC_MODULES = (
     "analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls",
     "analysis.wireguard", "analysis.ipsec", "analysis.ssh", "analysis.dtls",
+    "run.shipped_policy",  # the default policy's typed evaluator (issue 21; engine/run/typed_policy.py)
 )
 
 
