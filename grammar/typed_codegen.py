@@ -24,7 +24,7 @@ from . import ast, load_policy, shipped_policy_path
 from .codegen import Emitter
 
 DEFAULT_POLICY = "final_only"  # tls.app_data_continuation_policy's default
-_KINDS = {"u32": "int", "u64": "int", "bool": "bool", "port list": "frozenset[int]",
+_KINDS = {"u32": "int", "u64": "int", "bool": "bool", "port list": "bytes",
           "string": "str", "enum": "str"}  # fmt: skip
 
 
@@ -52,8 +52,15 @@ class TypedEmitter(Emitter):
 
     def leave(self, depth: int, length: str, decision: int) -> None:
         self.emit(depth, f"kept.append({length})")  # not a bound-method local: native when compiled
-        self.emit(depth, f"counts[{decision}] += 1")
+        self.emit(depth, f"n{decision} += 1")  # a native int; added to counts when the batch ends
         self.emit(depth, "continue")
+
+    def membership(self, e: ast.Binary, section: str, scope: dict[str, str]) -> str:
+        """``x in $ports`` as an index into the port list's 64 KiB map: no int object, no hash."""
+        left, ports = self.expr(e.left, section, scope), self.expr(e.right, section, scope)
+        if not left.isidentifier():
+            return f"port_in({left}, {ports})"
+        return f"(0 <= {left} < 65536 and {ports}[{left}] != 0)"
 
     def expr(self, e: ast.Expr, section: str, scope: dict[str, str]) -> str:
         if isinstance(e, ast.Call):  # min/max as nested conditionals: no builtin call, typed int
@@ -67,6 +74,8 @@ class TypedEmitter(Emitter):
             for a in reversed(others[:-1]):
                 out = f"({a} if {a} {op} {out} else {out})"
             return out
+        if isinstance(e, ast.Binary) and e.op == "in" and isinstance(e.right, ast.ConfigRef):
+            return self.membership(e, section, scope)
         return super().expr(e, section, scope)
 
     def function(self) -> None:
@@ -114,7 +123,7 @@ def typed_module(name: str = DEFAULT_POLICY) -> str:
     batch.function()
     used = [n for n in ANALYZERS if any(f"a_{n}.analyze(" in line for line in batch.lines)]
     lines = _head(name, used) + _tables(policy, batch) + _options(policy)
-    lines += _evaluator(dict(sorted(batch.keys.items())), used, batch.lines)
+    lines += _evaluator(dict(sorted(batch.keys.items())), used, batch.lines, len(batch.decisions))
     return "\n".join(lines)
 
 
@@ -128,7 +137,23 @@ def _head(name: str, used: list[str]) -> list[str]:
          "from pcapconstrictor.engine.analysis.decode import decode_link"]  # fmt: skip
     factories = [ANALYZERS[n].factory for n in used]
     w += sorted(f"from {f.__module__} import {f.__name__}" for f in factories)
-    return w + ["", f"POLICY: Final = {name!r}"]
+    return w + ["", f"POLICY: Final = {name!r}", "", "", *_HELPERS.splitlines()]
+
+
+_HELPERS = '''def port_map(ports: object) -> bytes:
+    """A port list as 65536 bytes, 1 where a port is listed: membership is one index."""
+    out = bytearray(65536)
+    for port in cast(tuple, ports):
+        if 0 <= port < 65536:
+            out[port] = 1
+    return bytes(out)
+
+
+def port_in(value: int, ports: bytes) -> bool:
+    return 0 <= value < 65536 and ports[value] != 0
+
+
+'''
 
 
 def _tables(policy: ast.Policy, emitter: TypedEmitter) -> list[str]:
@@ -158,7 +183,7 @@ def _options(policy: ast.Policy) -> list[str]:
     return w + ["    }"]
 
 
-def _evaluator(keys: dict[str, str], used: list[str], loop: list[str]) -> list[str]:
+def _evaluator(keys: dict[str, str], used: list[str], loop: list[str], decisions: int) -> list[str]:
     w = ["", "", "class TypedPolicy:",
          '    """The policy\'s rules over typed locals; config values and analyzers bound per run."""', "",
          "    def __init__(self, config: Mapping[str, object], analyzers: Mapping[str, object]) -> None:"]
@@ -173,14 +198,18 @@ def _evaluator(keys: dict[str, str], used: list[str], loop: list[str]) -> list[s
           '        """Frames -> (bytes kept of each, bytes captured); counts[decision] += 1 for each."""']
     w += [f"        {var} = self.{var}" for var in keys.values()]
     w += [f"        a_{n} = self.a_{n}" for n in used] + ["        linktype = self.linktype"]
-    w += ["        kept: list[int] = []", "        captured = 0", *loop]
+    w += ["        kept: list[int] = []", "        captured = 0"]
+    w += [f"        n{k} = 0" for k in range(decisions)] + ["        try:"]
+    w += ["    " + line for line in loop]
+    w += ["        finally:  # counted up to here even if an analyzer raised"]
+    w += [f"            if n{k}:\n                counts[{k}] += n{k}" for k in range(decisions)]
     return w + ["        return kept, captured", ""]
 
 
 def _config_read(key: str) -> str:
     kind = KEYS[key].kind
     if kind == "port list":
-        return f"frozenset(cast(tuple, config[{key!r}]))"
+        return f"port_map(config[{key!r}])"
     return f"cast({_KINDS[kind]}, config[{key!r}])"
 
 

@@ -20,6 +20,21 @@ from pcapconstrictor.engine.analysis.tls import TlsAnalyzer
 from pcapconstrictor.engine.analysis.wireguard import WireguardAnalyzer
 
 POLICY: Final = 'final_only'
+
+
+def port_map(ports: object) -> bytes:
+    """A port list as 65536 bytes, 1 where a port is listed: membership is one index."""
+    out = bytearray(65536)
+    for port in cast(tuple, ports):
+        if 0 <= port < 65536:
+            out[port] = 1
+    return bytes(out)
+
+
+def port_in(value: int, ports: bytes) -> bool:
+    return 0 <= value < 65536 and ports[value] != 0
+
+
 # rule file (in the shipped rules directory) -> sha256 of its text
 SOURCES: Final = {
     'budget.rules': '0c5cc38c393cfe490614ee221d9f03f0e94a6b4a8e8122fa7b2aa1d94ba967c4',
@@ -127,29 +142,29 @@ class TypedPolicy:
         self.cfg_capture_max_capture_len: int = cast(int, config['capture.max_capture_len'])
         self.cfg_dtls_enabled: bool = cast(bool, config['dtls.enabled'])
         self.cfg_dtls_keep_bytes: int = cast(int, config['dtls.keep_bytes'])
-        self.cfg_dtls_ports: frozenset[int] = frozenset(cast(tuple, config['dtls.ports']))
+        self.cfg_dtls_ports: bytes = port_map(config['dtls.ports'])
         self.cfg_flow_budget_bytes: int = cast(int, config['flow.budget_bytes'])
         self.cfg_flow_budget_keep_bytes: int = cast(int, config['flow.budget_keep_bytes'])
-        self.cfg_flow_budget_ports_exempt: frozenset[int] = frozenset(cast(tuple, config['flow.budget_ports_exempt']))
+        self.cfg_flow_budget_ports_exempt: bytes = port_map(config['flow.budget_ports_exempt'])
         self.cfg_general_min_saved_bytes_per_packet: int = cast(int, config['general.min_saved_bytes_per_packet'])
         self.cfg_ipsec_enabled: bool = cast(bool, config['ipsec.enabled'])
         self.cfg_ipsec_keep_bytes: int = cast(int, config['ipsec.keep_bytes'])
-        self.cfg_ipsec_nat_t_ports: frozenset[int] = frozenset(cast(tuple, config['ipsec.nat_t_ports']))
+        self.cfg_ipsec_nat_t_ports: bytes = port_map(config['ipsec.nat_t_ports'])
         self.cfg_quic_allow_short_header_without_known_dcid: bool = cast(bool, config['quic.allow_short_header_without_known_dcid'])
         self.cfg_quic_enabled: bool = cast(bool, config['quic.enabled'])
-        self.cfg_quic_ports: frozenset[int] = frozenset(cast(tuple, config['quic.ports']))
+        self.cfg_quic_ports: bytes = port_map(config['quic.ports'])
         self.cfg_quic_require_dcid_match: bool = cast(bool, config['quic.require_dcid_match'])
         self.cfg_quic_short_header_keep_packet_bytes: int = cast(int, config['quic.short_header_keep_packet_bytes'])
         self.cfg_ssh_enabled: bool = cast(bool, config['ssh.enabled'])
         self.cfg_ssh_keep_bytes: int = cast(int, config['ssh.keep_bytes'])
-        self.cfg_ssh_ports: frozenset[int] = frozenset(cast(tuple, config['ssh.ports']))
+        self.cfg_ssh_ports: bytes = port_map(config['ssh.ports'])
         self.cfg_tls_app_data_continuation_keep_bytes: int = cast(int, config['tls.app_data_continuation_keep_bytes'])
         self.cfg_tls_app_data_keep_record_bytes: int = cast(int, config['tls.app_data_keep_record_bytes'])
         self.cfg_tls_enabled: bool = cast(bool, config['tls.enabled'])
-        self.cfg_tls_ports: frozenset[int] = frozenset(cast(tuple, config['tls.ports']))
+        self.cfg_tls_ports: bytes = port_map(config['tls.ports'])
         self.cfg_wireguard_enabled: bool = cast(bool, config['wireguard.enabled'])
         self.cfg_wireguard_keep_bytes: int = cast(int, config['wireguard.keep_bytes'])
-        self.cfg_wireguard_ports: frozenset[int] = frozenset(cast(tuple, config['wireguard.ports']))
+        self.cfg_wireguard_ports: bytes = port_map(config['wireguard.ports'])
         self.a_tls: TlsAnalyzer = cast(TlsAnalyzer, analyzers['tls'])
         self.a_quic: QuicAnalyzer = cast(QuicAnalyzer, analyzers['quic'])
         self.a_flow: FlowAnalyzer = cast(FlowAnalyzer, analyzers['flow'])
@@ -199,384 +214,590 @@ class TypedPolicy:
         linktype = self.linktype
         kept: list[int] = []
         captured = 0
-        for ts_ns, data, orig_len in frames:
-            n = len(data)
-            captured += n
-            eff = n if n <= orig_len else orig_len
-            inconsistent = orig_len < n
-            baseline = (eff if eff <= (cfg_capture_default_snaplen if cfg_capture_default_snaplen <= cfg_capture_max_capture_len else cfg_capture_max_capture_len) else (cfg_capture_default_snaplen if cfg_capture_default_snaplen <= cfg_capture_max_capture_len else cfg_capture_max_capture_len))
-            baseline = eff if baseline > eff else (0 if baseline < 0 else baseline)
-            # rule packet.inconsistent_lengths (line 13)
-            if inconsistent:
-                kept.append(baseline)
-                counts[0] += 1
-                continue
-            # rule packet.unknown_link_type (line 17)
-            d_error, d_ethertype, d_vlan_tags, d_ip, d_ip_version, d_protocol, d_network_offset, d_transport_offset, d_tcp, d_udp, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags = decode_link(data, n, linktype)
-            if (not (d_error != 'unknown_link_type')):
-                kept.append(baseline)
-                counts[1] += 1
-                continue
-            # rule packet.undecodable (line 21)
-            if (not (not d_error)):
-                kept.append(baseline)
-                counts[2] += 1
-                continue
-            # rule packet.non_ip (line 25)
-            if (not d_ip):
-                kept.append(baseline)
-                counts[3] += 1
-                continue
-            # rule packet.tls (line 29)
-            if ((d_tcp and cfg_tls_enabled) and ((d_src_port in cfg_tls_ports) or (d_dst_port in cfg_tls_ports))):
-                t = a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
-                # rule tls.boundary_reset (line 17)
-                if t.boundary_reset:
+        n0 = 0
+        n1 = 0
+        n2 = 0
+        n3 = 0
+        n4 = 0
+        n5 = 0
+        n6 = 0
+        n7 = 0
+        n8 = 0
+        n9 = 0
+        n10 = 0
+        n11 = 0
+        n12 = 0
+        n13 = 0
+        n14 = 0
+        n15 = 0
+        n16 = 0
+        n17 = 0
+        n18 = 0
+        n19 = 0
+        n20 = 0
+        n21 = 0
+        n22 = 0
+        n23 = 0
+        n24 = 0
+        n25 = 0
+        n26 = 0
+        n27 = 0
+        n28 = 0
+        n29 = 0
+        n30 = 0
+        n31 = 0
+        n32 = 0
+        n33 = 0
+        n34 = 0
+        n35 = 0
+        n36 = 0
+        n37 = 0
+        n38 = 0
+        n39 = 0
+        n40 = 0
+        n41 = 0
+        n42 = 0
+        n43 = 0
+        n44 = 0
+        n45 = 0
+        n46 = 0
+        n47 = 0
+        n48 = 0
+        n49 = 0
+        n50 = 0
+        n51 = 0
+        n52 = 0
+        n53 = 0
+        n54 = 0
+        n55 = 0
+        n56 = 0
+        n57 = 0
+        n58 = 0
+        n59 = 0
+        n60 = 0
+        n61 = 0
+        n62 = 0
+        n63 = 0
+        n64 = 0
+        n65 = 0
+        n66 = 0
+        n67 = 0
+        try:
+            for ts_ns, data, orig_len in frames:
+                n = len(data)
+                captured += n
+                eff = n if n <= orig_len else orig_len
+                inconsistent = orig_len < n
+                baseline = (eff if eff <= (cfg_capture_default_snaplen if cfg_capture_default_snaplen <= cfg_capture_max_capture_len else cfg_capture_max_capture_len) else (cfg_capture_default_snaplen if cfg_capture_default_snaplen <= cfg_capture_max_capture_len else cfg_capture_max_capture_len))
+                baseline = eff if baseline > eff else (0 if baseline < 0 else baseline)
+                # rule packet.inconsistent_lengths (line 13)
+                if inconsistent:
                     kept.append(baseline)
-                    counts[5] += 1
+                    n0 += 1
                     continue
-                # rule tls.middle_continuation (line 21)
-                if t.middle_continuation:
+                # rule packet.unknown_link_type (line 17)
+                d_error, d_ethertype, d_vlan_tags, d_ip, d_ip_version, d_protocol, d_network_offset, d_transport_offset, d_tcp, d_udp, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags = decode_link(data, n, linktype)
+                if (not (d_error != 'unknown_link_type')):
                     kept.append(baseline)
-                    counts[6] += 1
+                    n1 += 1
                     continue
-                # rule tls.malformed (line 6)
-                if t.malformed:
+                # rule packet.undecodable (line 21)
+                if (not (not d_error)):
                     kept.append(baseline)
-                    counts[7] += 1
+                    n2 += 1
                     continue
-                # rule tls.no_record (line 10)
-                if t.no_record:
+                # rule packet.non_ip (line 25)
+                if (not d_ip):
                     kept.append(baseline)
-                    counts[8] += 1
+                    n3 += 1
                     continue
-                # rule tls.final_continuation (line 14)
-                if (t.final_continuation and (cfg_tls_app_data_continuation_keep_bytes < d_payload_len)):
-                    c = (d_payload_offset + cfg_tls_app_data_continuation_keep_bytes)
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[9] += 1
+                # rule packet.tls (line 29)
+                if ((d_tcp and cfg_tls_enabled) and ((0 <= d_src_port < 65536 and cfg_tls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_tls_ports[d_dst_port] != 0))):
+                    t = a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+                    # rule tls.boundary_reset (line 17)
+                    if t.boundary_reset:
+                        kept.append(baseline)
+                        n5 += 1
+                        continue
+                    # rule tls.middle_continuation (line 21)
+                    if t.middle_continuation:
+                        kept.append(baseline)
+                        n6 += 1
+                        continue
+                    # rule tls.malformed (line 6)
+                    if t.malformed:
+                        kept.append(baseline)
+                        n7 += 1
+                        continue
+                    # rule tls.no_record (line 10)
+                    if t.no_record:
+                        kept.append(baseline)
+                        n8 += 1
+                        continue
+                    # rule tls.final_continuation (line 14)
+                    if (t.final_continuation and (cfg_tls_app_data_continuation_keep_bytes < d_payload_len)):
+                        c = (d_payload_offset + cfg_tls_app_data_continuation_keep_bytes)
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n9 += 1
+                            continue
+                        kept.append(baseline)
+                        n10 += 1
+                        continue
+                    # rule tls.appdata_start (line 22)
+                    _let1005_cut = (t.appdata_offset + (cfg_tls_app_data_keep_record_bytes if cfg_tls_app_data_keep_record_bytes <= t.appdata_visible else t.appdata_visible))
+                    if ((t.appdata_started and (not t.non_appdata_after)) and (_let1005_cut < d_payload_len)):
+                        c = (d_payload_offset + _let1005_cut)
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n11 += 1
+                            continue
+                        kept.append(baseline)
+                        n12 += 1
                         continue
                     kept.append(baseline)
-                    counts[10] += 1
+                    n4 += 1
                     continue
-                # rule tls.appdata_start (line 22)
-                _let1005_cut = (t.appdata_offset + (cfg_tls_app_data_keep_record_bytes if cfg_tls_app_data_keep_record_bytes <= t.appdata_visible else t.appdata_visible))
-                if ((t.appdata_started and (not t.non_appdata_after)) and (_let1005_cut < d_payload_len)):
-                    c = (d_payload_offset + _let1005_cut)
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[11] += 1
+                # rule packet.wireguard (line 36)
+                if ((d_udp and cfg_wireguard_enabled) and ((0 <= d_src_port < 65536 and cfg_wireguard_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_wireguard_ports[d_dst_port] != 0))):
+                    w = a_wireguard.analyze(data, ts_ns, d_payload_offset, d_payload_len)
+                    # rule wireguard.handshake (line 15)
+                    if w.handshake:
+                        kept.append(baseline)
+                        n14 += 1
+                        continue
+                    # rule wireguard.transport_data (line 19)
+                    if w.transport_data:
+                        c = ((d_payload_offset + w.data_header_len) + cfg_wireguard_keep_bytes)
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n15 += 1
+                            continue
+                        kept.append(baseline)
+                        n16 += 1
+                        continue
+                    # rule wireguard.unrecognized (line 25)
+                    kept.append(baseline)
+                    n17 += 1
+                    continue
+                    kept.append(baseline)
+                    n13 += 1
+                    continue
+                # rule packet.ipsec_nat_t (line 42)
+                if ((d_udp and cfg_ipsec_enabled) and ((0 <= d_src_port < 65536 and cfg_ipsec_nat_t_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_ipsec_nat_t_ports[d_dst_port] != 0))):
+                    e = a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
+                    # rule ipsec.ike (line 17)
+                    if e.ike:
+                        kept.append(baseline)
+                        n19 += 1
+                        continue
+                    # rule ipsec.nat_keepalive (line 21)
+                    if e.nat_keepalive:
+                        kept.append(baseline)
+                        n20 += 1
+                        continue
+                    # rule ipsec.esp (line 25)
+                    if e.esp:
+                        c = ((e.esp_offset + e.header_len) + cfg_ipsec_keep_bytes)
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n21 += 1
+                            continue
+                        kept.append(baseline)
+                        n22 += 1
+                        continue
+                    # rule ipsec.unrecognized (line 31)
+                    kept.append(baseline)
+                    n23 += 1
+                    continue
+                    kept.append(baseline)
+                    n18 += 1
+                    continue
+                # rule packet.ssh (line 48)
+                if ((d_tcp and cfg_ssh_enabled) and ((0 <= d_src_port < 65536 and cfg_ssh_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_ssh_ports[d_dst_port] != 0))):
+                    s = a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+                    # rule ssh.no_identification (line 19)
+                    if s.no_identification:
+                        kept.append(baseline)
+                        n25 += 1
+                        continue
+                    # rule ssh.unparsable (line 23)
+                    if s.lost:
+                        kept.append(baseline)
+                        n26 += 1
+                        continue
+                    # rule ssh.encrypted (line 27)
+                    if s.encrypted:
+                        c = ((d_payload_offset + s.encrypted_offset) + cfg_ssh_keep_bytes)
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n27 += 1
+                            continue
+                        kept.append(baseline)
+                        n28 += 1
+                        continue
+                    # rule ssh.key_exchange (line 33)
+                    if s.key_exchange:
+                        kept.append(baseline)
+                        n29 += 1
                         continue
                     kept.append(baseline)
-                    counts[12] += 1
+                    n24 += 1
                     continue
-                kept.append(baseline)
-                counts[4] += 1
-                continue
-            # rule packet.wireguard (line 36)
-            if ((d_udp and cfg_wireguard_enabled) and ((d_src_port in cfg_wireguard_ports) or (d_dst_port in cfg_wireguard_ports))):
-                w = a_wireguard.analyze(data, ts_ns, d_payload_offset, d_payload_len)
-                # rule wireguard.handshake (line 15)
-                if w.handshake:
-                    kept.append(baseline)
-                    counts[14] += 1
-                    continue
-                # rule wireguard.transport_data (line 19)
-                if w.transport_data:
-                    c = ((d_payload_offset + w.data_header_len) + cfg_wireguard_keep_bytes)
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[15] += 1
+                # rule packet.dtls (line 56)
+                if ((((d_udp and cfg_dtls_enabled) and ((0 <= d_src_port < 65536 and cfg_dtls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_dtls_ports[d_dst_port] != 0))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
+                    x = a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
+                    # rule dtls.malformed (line 20)
+                    if x.malformed:
+                        kept.append(baseline)
+                        n31 += 1
+                        continue
+                    # rule dtls.cid_unknown (line 24)
+                    if x.cid_unknown:
+                        kept.append(baseline)
+                        n32 += 1
+                        continue
+                    # rule dtls.application_data (line 28)
+                    _let7002_cut = (x.encrypted_offset + ((x.encrypted_header_len + cfg_dtls_keep_bytes) if (x.encrypted_header_len + cfg_dtls_keep_bytes) <= x.encrypted_len else x.encrypted_len))
+                    if ((x.encrypted_started and (not x.clear_after)) and (_let7002_cut < d_payload_len)):
+                        c = (d_payload_offset + _let7002_cut)
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n33 += 1
+                            continue
+                        kept.append(baseline)
+                        n34 += 1
+                        continue
+                    # rule dtls.records_in_clear (line 35)
+                    if (not x.encrypted_started):
+                        kept.append(baseline)
+                        n35 += 1
                         continue
                     kept.append(baseline)
-                    counts[16] += 1
+                    n30 += 1
                     continue
-                # rule wireguard.unrecognized (line 25)
-                kept.append(baseline)
-                counts[17] += 1
-                continue
-                kept.append(baseline)
-                counts[13] += 1
-                continue
-            # rule packet.ipsec_nat_t (line 42)
-            if ((d_udp and cfg_ipsec_enabled) and ((d_src_port in cfg_ipsec_nat_t_ports) or (d_dst_port in cfg_ipsec_nat_t_ports))):
-                e = a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
-                # rule ipsec.ike (line 17)
-                if e.ike:
-                    kept.append(baseline)
-                    counts[19] += 1
-                    continue
-                # rule ipsec.nat_keepalive (line 21)
-                if e.nat_keepalive:
-                    kept.append(baseline)
-                    counts[20] += 1
-                    continue
-                # rule ipsec.esp (line 25)
-                if e.esp:
-                    c = ((e.esp_offset + e.header_len) + cfg_ipsec_keep_bytes)
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[21] += 1
+                # rule packet.quic (line 63)
+                if ((d_udp and cfg_quic_enabled) and ((0 <= d_src_port < 65536 and cfg_quic_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_quic_ports[d_dst_port] != 0))):
+                    q = a_quic.analyze(data, ts_ns, d_ip_version, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
+                    # rule quic.version_negotiation (line 14)
+                    if q.version_negotiation:
+                        kept.append(baseline)
+                        n37 += 1
+                        continue
+                    # rule quic.google_quic (line 18)
+                    if q.google_quic:
+                        kept.append(baseline)
+                        n38 += 1
+                        continue
+                    # rule quic.unknown_version (line 22)
+                    if q.unknown_version:
+                        kept.append(baseline)
+                        n39 += 1
+                        continue
+                    # rule quic.malformed_long_header (line 26)
+                    if q.malformed:
+                        kept.append(baseline)
+                        n40 += 1
+                        continue
+                    # rule quic.bytes_after_long_headers (line 30)
+                    if q.trailing_bytes:
+                        kept.append(baseline)
+                        n41 += 1
+                        continue
+                    # rule quic.long_headers (line 34)
+                    if q.only_long_headers:
+                        kept.append(baseline)
+                        n42 += 1
+                        continue
+                    # rule quic.unknown_cid (line 38)
+                    if ((q.short_header and (not q.dcid_known)) and (cfg_quic_require_dcid_match or (not cfg_quic_allow_short_header_without_known_dcid))):
+                        kept.append(baseline)
+                        n43 += 1
+                        continue
+                    # rule quic.unknown_cid_allowed (line 43)
+                    if (q.short_header and (not q.dcid_known)):
+                        c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= 1 else 1) else (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= 1 else 1)))
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n44 += 1
+                            continue
+                        kept.append(baseline)
+                        n45 += 1
+                        continue
+                    # rule quic.dcid_truncated (line 51)
+                    if (q.short_header and (q.short_len < (1 + q.dcid_len))):
+                        kept.append(baseline)
+                        n46 += 1
+                        continue
+                    # rule quic.dcid_mismatch (line 55)
+                    if (q.short_header and (not q.dcid_matched)):
+                        kept.append(baseline)
+                        n47 += 1
+                        continue
+                    # rule quic.short_header (line 59)
+                    if q.short_header:
+                        c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len)) else (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len))))
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n48 += 1
+                            continue
+                        kept.append(baseline)
+                        n49 += 1
                         continue
                     kept.append(baseline)
-                    counts[22] += 1
+                    n36 += 1
                     continue
-                # rule ipsec.unrecognized (line 31)
-                kept.append(baseline)
-                counts[23] += 1
-                continue
-                kept.append(baseline)
-                counts[18] += 1
-                continue
-            # rule packet.ssh (line 48)
-            if ((d_tcp and cfg_ssh_enabled) and ((d_src_port in cfg_ssh_ports) or (d_dst_port in cfg_ssh_ports))):
-                s = a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
-                # rule ssh.no_identification (line 19)
-                if s.no_identification:
+                # rule packet.esp (line 69)
+                if (((cfg_ipsec_enabled and (d_protocol == 50)) and (not d_udp)) and (not d_tcp)):
+                    e = a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
+                    # rule ipsec.ike (line 17)
+                    if e.ike:
+                        kept.append(baseline)
+                        n51 += 1
+                        continue
+                    # rule ipsec.nat_keepalive (line 21)
+                    if e.nat_keepalive:
+                        kept.append(baseline)
+                        n52 += 1
+                        continue
+                    # rule ipsec.esp (line 25)
+                    if e.esp:
+                        c = ((e.esp_offset + e.header_len) + cfg_ipsec_keep_bytes)
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n53 += 1
+                            continue
+                        kept.append(baseline)
+                        n54 += 1
+                        continue
+                    # rule ipsec.unrecognized (line 31)
                     kept.append(baseline)
-                    counts[25] += 1
+                    n55 += 1
                     continue
-                # rule ssh.unparsable (line 23)
-                if s.lost:
                     kept.append(baseline)
-                    counts[26] += 1
+                    n50 += 1
                     continue
-                # rule ssh.encrypted (line 27)
-                if s.encrypted:
-                    c = ((d_payload_offset + s.encrypted_offset) + cfg_ssh_keep_bytes)
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[27] += 1
+                # rule packet.tcp_budget (line 16)
+                if ((d_tcp and (cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
+                    fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+                    # rule flow.over_budget (line 38)
+                    if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
+                        c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n57 += 1
+                            continue
+                        kept.append(baseline)
+                        n58 += 1
                         continue
                     kept.append(baseline)
-                    counts[28] += 1
+                    n56 += 1
                     continue
-                # rule ssh.key_exchange (line 33)
-                if s.key_exchange:
-                    kept.append(baseline)
-                    counts[29] += 1
-                    continue
-                kept.append(baseline)
-                counts[24] += 1
-                continue
-            # rule packet.dtls (line 56)
-            if ((((d_udp and cfg_dtls_enabled) and ((d_src_port in cfg_dtls_ports) or (d_dst_port in cfg_dtls_ports))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
-                x = a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
-                # rule dtls.malformed (line 20)
-                if x.malformed:
-                    kept.append(baseline)
-                    counts[31] += 1
-                    continue
-                # rule dtls.cid_unknown (line 24)
-                if x.cid_unknown:
-                    kept.append(baseline)
-                    counts[32] += 1
-                    continue
-                # rule dtls.application_data (line 28)
-                _let7002_cut = (x.encrypted_offset + ((x.encrypted_header_len + cfg_dtls_keep_bytes) if (x.encrypted_header_len + cfg_dtls_keep_bytes) <= x.encrypted_len else x.encrypted_len))
-                if ((x.encrypted_started and (not x.clear_after)) and (_let7002_cut < d_payload_len)):
-                    c = (d_payload_offset + _let7002_cut)
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[33] += 1
+                # rule packet.udp_budget (line 22)
+                if ((d_udp and (cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
+                    fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+                    # rule flow.over_budget (line 38)
+                    if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
+                        c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n60 += 1
+                            continue
+                        kept.append(baseline)
+                        n61 += 1
                         continue
                     kept.append(baseline)
-                    counts[34] += 1
+                    n59 += 1
                     continue
-                # rule dtls.records_in_clear (line 35)
-                if (not x.encrypted_started):
-                    kept.append(baseline)
-                    counts[35] += 1
-                    continue
-                kept.append(baseline)
-                counts[30] += 1
-                continue
-            # rule packet.quic (line 63)
-            if ((d_udp and cfg_quic_enabled) and ((d_src_port in cfg_quic_ports) or (d_dst_port in cfg_quic_ports))):
-                q = a_quic.analyze(data, ts_ns, d_ip_version, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
-                # rule quic.version_negotiation (line 14)
-                if q.version_negotiation:
-                    kept.append(baseline)
-                    counts[37] += 1
-                    continue
-                # rule quic.google_quic (line 18)
-                if q.google_quic:
-                    kept.append(baseline)
-                    counts[38] += 1
-                    continue
-                # rule quic.unknown_version (line 22)
-                if q.unknown_version:
-                    kept.append(baseline)
-                    counts[39] += 1
-                    continue
-                # rule quic.malformed_long_header (line 26)
-                if q.malformed:
-                    kept.append(baseline)
-                    counts[40] += 1
-                    continue
-                # rule quic.bytes_after_long_headers (line 30)
-                if q.trailing_bytes:
-                    kept.append(baseline)
-                    counts[41] += 1
-                    continue
-                # rule quic.long_headers (line 34)
-                if q.only_long_headers:
-                    kept.append(baseline)
-                    counts[42] += 1
-                    continue
-                # rule quic.unknown_cid (line 38)
-                if ((q.short_header and (not q.dcid_known)) and (cfg_quic_require_dcid_match or (not cfg_quic_allow_short_header_without_known_dcid))):
-                    kept.append(baseline)
-                    counts[43] += 1
-                    continue
-                # rule quic.unknown_cid_allowed (line 43)
-                if (q.short_header and (not q.dcid_known)):
-                    c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= 1 else 1) else (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= 1 else 1)))
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[44] += 1
+                # rule packet.ip_budget (line 28)
+                if (((cfg_flow_budget_bytes > 0) and (not d_tcp)) and (not d_udp)):
+                    fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+                    # rule flow.over_budget (line 38)
+                    if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
+                        c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
+                        if c < 0:
+                            c = 0
+                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
+                            kept.append(c)
+                            n63 += 1
+                            continue
+                        kept.append(baseline)
+                        n64 += 1
                         continue
                     kept.append(baseline)
-                    counts[45] += 1
+                    n62 += 1
                     continue
-                # rule quic.dcid_truncated (line 51)
-                if (q.short_header and (q.short_len < (1 + q.dcid_len))):
+                # rule packet.tcp (line 6)
+                if d_tcp:
                     kept.append(baseline)
-                    counts[46] += 1
+                    n65 += 1
                     continue
-                # rule quic.dcid_mismatch (line 55)
-                if (q.short_header and (not q.dcid_matched)):
+                # rule packet.udp (line 10)
+                if d_udp:
                     kept.append(baseline)
-                    counts[47] += 1
+                    n66 += 1
                     continue
-                # rule quic.short_header (line 59)
-                if q.short_header:
-                    c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len)) else (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len))))
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[48] += 1
-                        continue
-                    kept.append(baseline)
-                    counts[49] += 1
-                    continue
+                # rule packet.other_ip (line 14)
                 kept.append(baseline)
-                counts[36] += 1
+                n67 += 1
                 continue
-            # rule packet.esp (line 69)
-            if (((cfg_ipsec_enabled and (d_protocol == 50)) and (not d_udp)) and (not d_tcp)):
-                e = a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
-                # rule ipsec.ike (line 17)
-                if e.ike:
-                    kept.append(baseline)
-                    counts[51] += 1
-                    continue
-                # rule ipsec.nat_keepalive (line 21)
-                if e.nat_keepalive:
-                    kept.append(baseline)
-                    counts[52] += 1
-                    continue
-                # rule ipsec.esp (line 25)
-                if e.esp:
-                    c = ((e.esp_offset + e.header_len) + cfg_ipsec_keep_bytes)
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[53] += 1
-                        continue
-                    kept.append(baseline)
-                    counts[54] += 1
-                    continue
-                # rule ipsec.unrecognized (line 31)
-                kept.append(baseline)
-                counts[55] += 1
-                continue
-                kept.append(baseline)
-                counts[50] += 1
-                continue
-            # rule packet.tcp_budget (line 16)
-            if ((d_tcp and (cfg_flow_budget_bytes > 0)) and (not ((d_src_port in cfg_flow_budget_ports_exempt) or (d_dst_port in cfg_flow_budget_ports_exempt)))):
-                fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
-                # rule flow.over_budget (line 38)
-                if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
-                    c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[57] += 1
-                        continue
-                    kept.append(baseline)
-                    counts[58] += 1
-                    continue
-                kept.append(baseline)
-                counts[56] += 1
-                continue
-            # rule packet.udp_budget (line 22)
-            if ((d_udp and (cfg_flow_budget_bytes > 0)) and (not ((d_src_port in cfg_flow_budget_ports_exempt) or (d_dst_port in cfg_flow_budget_ports_exempt)))):
-                fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
-                # rule flow.over_budget (line 38)
-                if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
-                    c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[60] += 1
-                        continue
-                    kept.append(baseline)
-                    counts[61] += 1
-                    continue
-                kept.append(baseline)
-                counts[59] += 1
-                continue
-            # rule packet.ip_budget (line 28)
-            if (((cfg_flow_budget_bytes > 0) and (not d_tcp)) and (not d_udp)):
-                fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
-                # rule flow.over_budget (line 38)
-                if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
-                    c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
-                    if c < 0:
-                        c = 0
-                    if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                        kept.append(c)
-                        counts[63] += 1
-                        continue
-                    kept.append(baseline)
-                    counts[64] += 1
-                    continue
-                kept.append(baseline)
-                counts[62] += 1
-                continue
-            # rule packet.tcp (line 6)
-            if d_tcp:
-                kept.append(baseline)
-                counts[65] += 1
-                continue
-            # rule packet.udp (line 10)
-            if d_udp:
-                kept.append(baseline)
-                counts[66] += 1
-                continue
-            # rule packet.other_ip (line 14)
-            kept.append(baseline)
-            counts[67] += 1
-            continue
+        finally:  # counted up to here even if an analyzer raised
+            if n0:
+                counts[0] += n0
+            if n1:
+                counts[1] += n1
+            if n2:
+                counts[2] += n2
+            if n3:
+                counts[3] += n3
+            if n4:
+                counts[4] += n4
+            if n5:
+                counts[5] += n5
+            if n6:
+                counts[6] += n6
+            if n7:
+                counts[7] += n7
+            if n8:
+                counts[8] += n8
+            if n9:
+                counts[9] += n9
+            if n10:
+                counts[10] += n10
+            if n11:
+                counts[11] += n11
+            if n12:
+                counts[12] += n12
+            if n13:
+                counts[13] += n13
+            if n14:
+                counts[14] += n14
+            if n15:
+                counts[15] += n15
+            if n16:
+                counts[16] += n16
+            if n17:
+                counts[17] += n17
+            if n18:
+                counts[18] += n18
+            if n19:
+                counts[19] += n19
+            if n20:
+                counts[20] += n20
+            if n21:
+                counts[21] += n21
+            if n22:
+                counts[22] += n22
+            if n23:
+                counts[23] += n23
+            if n24:
+                counts[24] += n24
+            if n25:
+                counts[25] += n25
+            if n26:
+                counts[26] += n26
+            if n27:
+                counts[27] += n27
+            if n28:
+                counts[28] += n28
+            if n29:
+                counts[29] += n29
+            if n30:
+                counts[30] += n30
+            if n31:
+                counts[31] += n31
+            if n32:
+                counts[32] += n32
+            if n33:
+                counts[33] += n33
+            if n34:
+                counts[34] += n34
+            if n35:
+                counts[35] += n35
+            if n36:
+                counts[36] += n36
+            if n37:
+                counts[37] += n37
+            if n38:
+                counts[38] += n38
+            if n39:
+                counts[39] += n39
+            if n40:
+                counts[40] += n40
+            if n41:
+                counts[41] += n41
+            if n42:
+                counts[42] += n42
+            if n43:
+                counts[43] += n43
+            if n44:
+                counts[44] += n44
+            if n45:
+                counts[45] += n45
+            if n46:
+                counts[46] += n46
+            if n47:
+                counts[47] += n47
+            if n48:
+                counts[48] += n48
+            if n49:
+                counts[49] += n49
+            if n50:
+                counts[50] += n50
+            if n51:
+                counts[51] += n51
+            if n52:
+                counts[52] += n52
+            if n53:
+                counts[53] += n53
+            if n54:
+                counts[54] += n54
+            if n55:
+                counts[55] += n55
+            if n56:
+                counts[56] += n56
+            if n57:
+                counts[57] += n57
+            if n58:
+                counts[58] += n58
+            if n59:
+                counts[59] += n59
+            if n60:
+                counts[60] += n60
+            if n61:
+                counts[61] += n61
+            if n62:
+                counts[62] += n62
+            if n63:
+                counts[63] += n63
+            if n64:
+                counts[64] += n64
+            if n65:
+                counts[65] += n65
+            if n66:
+                counts[66] += n66
+            if n67:
+                counts[67] += n67
         return kept, captured
