@@ -1,6 +1,6 @@
-"""The typed evaluator of the default shipped policy (issue 21) against the interpreted one.
+"""The typed evaluators of the shipped policies (issue 21) against the interpreted one.
 
-engine/run/shipped_policy.py is generated from the rule files: it must be what the generator
+engine/run/shipped_*.py are generated from the rule files: each must be what the generator
 prints today, decide every frame of every fixture exactly as the interpreted evaluator does
 (length, decision index, the decision table, the counters) under many configs, and be used
 only for the shipped rule files themselves.
@@ -16,7 +16,7 @@ from packets import ethernet, ipv4, tcp4_frame, udp4_frame
 
 from conftest import ROOT
 from pcapconstrictor.engine.config import parse_config_text
-from pcapconstrictor.engine.run import policy_select, shipped_policy, typed_policy
+from pcapconstrictor.engine.run import policy_select, typed_policy
 from pcapconstrictor.engine.run.pipeline import Pipeline
 from pcapconstrictor.engine.sources.capture_files import open_capture
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
@@ -45,15 +45,18 @@ def _config(name: str):
     return parse_config_text(CONFIGS[name], f"({name})")
 
 
-def _typed(config):
-    path = shipped_policy_path(shipped_policy.POLICY)
-    evaluator = typed_policy.typed_evaluator(path, None, config)
+POLICIES = sorted(typed_policy.MODULES)
+DEFAULT = "final_only"
+
+
+def _typed(config, policy: str = DEFAULT):
+    evaluator = typed_policy.typed_evaluator(shipped_policy_path(policy), None, config)
     assert isinstance(evaluator, typed_policy.TypedEvaluator)
     return evaluator
 
 
-def _interpreted(config):
-    return build_evaluator(load_policy(shipped_policy_path(shipped_policy.POLICY)), config)
+def _interpreted(config, policy: str = DEFAULT):
+    return build_evaluator(load_policy(shipped_policy_path(policy)), config)
 
 
 def _frames(path: Path) -> list:
@@ -110,15 +113,18 @@ def _batches(path: Path | str) -> list:
     return _frames(path)
 
 
-def test_the_committed_module_is_what_the_generator_prints():
-    committed = (ROOT / "engine" / "run" / "shipped_policy.py").read_text()
-    assert committed == typed_module(), "run: python -m pcapconstrictor.grammar.typed_codegen > " \
-                                        "engine/run/shipped_policy.py"
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_committed_module_is_what_the_generator_prints(policy):
+    assert sorted(POLICIES) == ["bulk", "final_only", "stream"]
+    committed = (ROOT / "engine" / "run" / f"shipped_{policy}.py").read_text()
+    assert committed == typed_module(policy), \
+        f"run: python -m pcapconstrictor.grammar.typed_codegen {policy} > engine/run/shipped_{policy}.py"
 
 
-def test_the_decision_table_is_the_interpreted_one():
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_decision_table_is_the_interpreted_one(policy):
     config = _config("defaults")
-    typed, interpreted = _typed(config), _interpreted(config)
+    typed, interpreted = _typed(config, policy), _interpreted(config, policy)
     def table(evaluator) -> list[tuple]:
         return [(d.rule.id, d.rule.section, d.rule.message, d.reason, d.counter, d.kind)
                 for d in evaluator.decisions]  # fmt: skip
@@ -127,13 +133,18 @@ def test_the_decision_table_is_the_interpreted_one():
     assert list(typed.analyzers) == list(interpreted.analyzers)
 
 
-@pytest.mark.parametrize("config_name", sorted(CONFIGS))
-def test_every_fixture_frame_is_decided_as_the_interpreted_evaluator_decides_it(config_name):
+# every config with the default policy; the other two policies with two configs
+CASES = [(DEFAULT, name) for name in sorted(CONFIGS)] + [
+    (policy, name) for policy in POLICIES if policy != DEFAULT for name in ("defaults", "ports_and_sizes")]
+
+
+@pytest.mark.parametrize(("policy", "config_name"), CASES)
+def test_every_fixture_frame_is_decided_as_the_interpreted_evaluator_decides_it(policy, config_name):
     config = _config(config_name)
     assert len(CAPTURES) > 20
     for path in [*CAPTURES, "synthetic"]:
-        typed, interpreted = _typed(config), _interpreted(config)
-        one_typed, one_interpreted = _typed(config), _interpreted(config)
+        typed, interpreted = _typed(config, policy), _interpreted(config, policy)
+        one_typed, one_interpreted = _typed(config, policy), _interpreted(config, policy)
         typed_counts, interpreted_counts = [0] * len(typed.decisions), [0] * len(interpreted.decisions)
         for batch in _batches(path):
             linktype = getattr(batch, "linktype", 1)
@@ -173,14 +184,15 @@ class _NullSink:
 
 def test_traced_runs_and_other_rule_files_keep_the_interpreted_path(tmp_path):
     config = _config("defaults")
-    shipped = shipped_policy_path(shipped_policy.POLICY)
+    shipped = shipped_policy_path(DEFAULT)
     policy = load_policy(shipped)
     assert isinstance(policy_select.evaluator_for(policy, config), typed_policy.TypedEvaluator)
     traced = policy_select.evaluator_for(policy, config, traced=True)
     assert traced.trace is not None and not isinstance(traced, typed_policy.TypedEvaluator)
-    # the other shipped policies have no typed module (yet)
-    other = shipped_policy_path("stream")
+    # a shipped policy without a typed module of its own (the main tool's)
+    other = shipped_policy_path("main_final_only")
     assert typed_policy.typed_evaluator(other, None, config) is None
+    assert typed_policy.typed_evaluator(shipped_policy_path("stream"), None, config) is not None
     # a copy of the shipped files elsewhere is a user's rule file
     own = tmp_path / "rules"
     shutil.copytree(Path(shipped).parent, own)
@@ -191,7 +203,7 @@ def test_traced_runs_and_other_rule_files_keep_the_interpreted_path(tmp_path):
 
 def test_a_changed_shipped_rule_text_falls_back_to_interpreted(monkeypatch):
     config = _config("defaults")
-    shipped = shipped_policy_path(shipped_policy.POLICY)
+    shipped = shipped_policy_path(DEFAULT)
     policy = load_policy(shipped)
     include = next(p for p in policy.sources if p.endswith("quic.rules"))
     changed = dict(policy.sources)

@@ -109,7 +109,7 @@ class Decoded(NamedTuple):
 
 FIELDS = Decoded._fields
 
-# decode_fields' result, typed: compiled callers (engine/run/shipped_policy.py) get it as a C
+# decode_fields' result, typed: compiled callers (engine/run/shipped_*.py) get it as a C
 # struct of 18 fields in registers, not a tuple object per frame
 DecodedFields: TypeAlias = tuple[
     str, int, int, bool, int, int, int, int, bool, bool, bytes, bytes, int, int, int, int, int, int
