@@ -242,6 +242,7 @@ _PPP_AC: Final = link.PPP_ADDRESS_CONTROL
 _AF_INET: Final = link.AF_INET
 _AF_INET6: Final = link.AF_INET6_VALUES
 UNKNOWN_LINK_TYPE: Final = "unknown_link_type"
+_LINKTYPE_ETHERNET: Final = link.LINKTYPE_ETHERNET
 
 
 def decode_linux_sll(data: bytes, n: int) -> DecodedFields:
@@ -340,7 +341,7 @@ def decoder_for(linktype: int) -> Callable[[bytes, int], DecodedFields]:
 def decode_link(data: bytes, n: int, linktype: int) -> DecodedFields:
     """``decoder_for(linktype)(data, n)``, with Ethernet a direct (compiled: native) call: what
     the typed evaluator of a shipped policy calls for each frame."""
-    if linktype == link.LINKTYPE_ETHERNET:
+    if linktype == _LINKTYPE_ETHERNET:  # a Final: no attribute lookup on the (Python) link module
         return decode_fields(data, n)
     return decoder_for(linktype)(data, n)
 
