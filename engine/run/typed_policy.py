@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
@@ -27,11 +26,14 @@ from .policy_cache import read_rule_text, text_digest
 INTERPRETED_ENV = "PCAPCONSTRICTOR_INTERPRETED_POLICY"  # =1: always the interpreted evaluator
 
 
-@dataclass
 class TypedEvaluator(Evaluator):
-    """An :class:`Evaluator` whose functions are the typed module's methods."""
+    """An :class:`Evaluator` whose functions are a typed module's (a plain subclass: the run
+    path imports no dataclasses)."""
 
-    typed: object = None  # the module's TypedPolicy
+    def __init__(self, typed, decisions: list[Decision], analyzers: dict[str, object], name: str) -> None:
+        super().__init__(self.evaluate_one, decisions, analyzers, f"# typed: {name}", None,
+                         typed.evaluate_batch, None)  # fmt: skip
+        self.typed = typed  # the module's TypedPolicy
 
     def evaluate_one(self, data: bytes, orig_len: int, ts_ns: int) -> tuple[int, int]:
         """``evaluate`` for one frame (tools and tests; runs call ``evaluate_batch``)."""
@@ -40,7 +42,7 @@ class TypedEvaluator(Evaluator):
         return lengths[0], counts.index(1)
 
     def use_link_type(self, linktype: int) -> None:
-        if linktype != self.linktype and self.typed is not None:
+        if linktype != self.linktype:
             self.typed.linktype = linktype
             self.linktype = linktype
 
@@ -91,7 +93,4 @@ def typed_evaluator(path: str, sources: dict[str, str] | None, config: Config) -
     typed = module.TypedPolicy(config.values, analyzers)
     decisions = [Decision(RuleRef(rule, section, message), reason, counter, kind)
                  for rule, section, message, reason, counter, kind in module.DECISIONS]  # fmt: skip
-    evaluator = TypedEvaluator(None, decisions, analyzers, f"# typed: {module.__name__}", None,
-                               typed.evaluate_batch, None, typed=typed)  # fmt: skip
-    evaluator.evaluate = evaluator.evaluate_one
-    return evaluator
+    return TypedEvaluator(typed, decisions, analyzers, module.__name__)
