@@ -31,7 +31,8 @@ CONFIGS = {
     "defaults": "",
     "protocols_on": "[wireguard]\nenabled = true\n[ipsec]\nenabled = true\n[ssh]\nenabled = true\n"
                     "[dtls]\nenabled = true\nports = 443, 4433, 5684\n",
-    "budgets": "[flow]\nbudget_bytes = 300\nbudget_keep_bytes = 20\nbudget_ports_exempt = 53, 443\n",
+    "budgets": "[flow]\nbudget_bytes = 300\nbudget_keep_bytes = 20\nbudget_ports_exempt = 53, 443\n"
+               "[general]\nmax_flows = 5\n",  # and small flow tables: evictions
     "ports_and_sizes": "[tls]\nports = 443, 8443, 993\napp_data_keep_record_bytes = 8\n"
                        "app_data_continuation_keep_bytes = 0\n[quic]\nports = 443, 4433\n"
                        "require_dcid_match = true\nallow_short_header_without_known_dcid = false\n"
@@ -175,6 +176,7 @@ def test_a_run_takes_the_typed_evaluator_and_counts_the_same(monkeypatch):
         stats[interpreted] = (pipeline.stats(), pipeline.reason_counts(), pipeline.counts)
     assert stats[False] == stats[True]
     assert stats[False][0].counters.get("flow_budget_constricted")  # the budget rules ran
+    assert stats[False][0].flow_evictions > 0  # read from the typed evaluator's analyzers
 
 
 class _NullSink:
