@@ -15,6 +15,8 @@ import importlib
 MYPYC_MODULES = (
     "analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls",
     "analysis.wireguard", "analysis.ipsec", "analysis.ssh", "analysis.dtls",
+    # the shipped policies' typed evaluators (issue 21; engine/run/typed_policy.py)
+    "run.shipped_final_only", "run.shipped_stream", "run.shipped_bulk",
 )
 
 

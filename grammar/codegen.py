@@ -29,7 +29,10 @@ __all__ = ["CompiledPolicy", "Decision", "Evaluator", "Trace", "build_evaluator"
 DECODE_NAMESPACES = {name.split(".", 1)[0] for name in DECODE_FACTS}
 
 
-class _Emitter:
+class Emitter:
+    """Rule AST -> lines of Python; ``grammar/typed_codegen.py`` derives the typed module's
+    emitter from it (config values as run-time names, analyzers and decoder as direct calls)."""
+
     def __init__(self, policy: ast.Policy, config: Config, traced: bool, batch: bool = False) -> None:
         self.policy, self.config, self.traced, self.batch = policy, config, traced, batch
         self.lines: list[str] = []
@@ -91,6 +94,12 @@ class _Emitter:
             return name
         return repr(value)
 
+    def decode_call(self) -> str:
+        return "_decode(data, n)"
+
+    def analyzer_call(self, name: str) -> str:
+        return f"_analyze_{name}"
+
     # --- rules
     def function(self) -> None:
         p = self.policy
@@ -131,7 +140,7 @@ class _Emitter:
                 self.emit(depth, f"{locals_} = _d")
                 self.emit(depth, "_trace.decoded = _Decoded._make(_d)")
             else:
-                self.emit(depth, f"{locals_} = _decode(data, n)")
+                self.emit(depth, f"{locals_} = {self.decode_call()}")
             self.decoded = True
         scope: dict[str, str] = {}
         for name, expr, _ in rule.lets:
@@ -182,7 +191,7 @@ class _Emitter:
     def analyze(self, rule: ast.Rule, depth: int) -> None:
         spec = ANALYZERS[rule.analyze]
         args = "".join(f", {DECODED}{name}" for name in spec.inputs)
-        self.emit(depth, f"{spec.var} = _analyze_{spec.name}(data, ts_ns{args})")
+        self.emit(depth, f"{spec.var} = {self.analyzer_call(spec.name)}(data, ts_ns{args})")
         if self.traced:
             self.emit(depth, f"_trace.facts = {spec.var}")
             self.emit(depth, f"_trace.analyzer = {spec.name!r}")
@@ -257,7 +266,7 @@ def analyzer_options(policy: ast.Policy, name: str, config: Config) -> dict[str,
         if isinstance(expr, ast.NameRef):
             values[key] = expr.name
             continue
-        value = eval(_Emitter(policy, config, False).expr(expr, "packet", {}))  # noqa: S307
+        value = eval(Emitter(policy, config, False).expr(expr, "packet", {}))  # noqa: S307
         minimum = spec.options[key].minimum
         if value < minimum:
             path = pos.path or policy.path
@@ -269,11 +278,11 @@ def analyzer_options(policy: ast.Policy, name: str, config: Config) -> dict[str,
 
 def compile_policy(policy: ast.Policy, config: Config, traced: bool = False) -> CompiledPolicy:
     """The generated source (the batch loop too unless traced), its decisions and what it reads."""
-    emitter = _Emitter(policy, config, traced)
+    emitter = Emitter(policy, config, traced)
     emitter.function()
     source = "\n".join(emitter.lines) + "\n"
     if not traced:  # the same rules as a loop over a list of frames
-        batch = _Emitter(policy, config, False, batch=True)
+        batch = Emitter(policy, config, False, batch=True)
         batch.function()
         assert batch.decisions == emitter.decisions
         source += "\n\n" + "\n".join(batch.lines) + "\n"

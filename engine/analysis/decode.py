@@ -12,7 +12,7 @@ the ``formats/`` schema (``Final`` constants): compiled by mypyc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeAlias
 
 from pcapconstrictor.formats.derived import ethernet, ip, link, transport
 
@@ -108,13 +108,19 @@ class Decoded(NamedTuple):
 
 FIELDS = Decoded._fields
 
+# decode_fields' result, typed: compiled callers (engine/run/shipped_*.py) get it as a C
+# struct of 18 fields in registers, not a tuple object per frame
+DecodedFields: TypeAlias = tuple[
+    str, int, int, bool, int, int, int, int, bool, bool, bytes, bytes, int, int, int, int, int, int
+]
+
 
 def decode(data: bytes, n: int, linktype: int = link.LINKTYPE_ETHERNET) -> Decoded:
     """Decode the first ``n`` bytes of ``data`` (the frame's safe length)."""
     return Decoded._make(decoder_for(linktype)(data, n))
 
 
-def decode_fields(data: bytes, n: int) -> tuple:
+def decode_fields(data: bytes, n: int) -> DecodedFields:
     """:func:`decode` as a plain tuple in ``FIELDS`` order (the per-packet path:
     one call, locals only, no object to fill in)."""
     if n < _ETH_SIZE:
@@ -122,7 +128,7 @@ def decode_fields(data: bytes, n: int) -> tuple:
     return decode_after_link(data, n, _ETH_SIZE, data[_ETH_TYPE_AT] << 8 | data[_ETH_TYPE_AT + 1])
 
 
-def decode_after_link(data: bytes, n: int, off: int, ethertype: int) -> tuple:
+def decode_after_link(data: bytes, n: int, off: int, ethertype: int) -> DecodedFields:
     """:func:`decode_fields` from the EtherType a link header gave and the offset where its
     payload starts: VLAN tags, then IP, then TCP/UDP.  Every link type ends here, so the
     facts are the same after any link header (:func:`decoder_for`)."""
@@ -217,7 +223,7 @@ def decode_after_link(data: bytes, n: int, off: int, ethertype: int) -> tuple:
     return ("", ethertype, tags, True, version, protocol, net, off, False, False, src, dst, 0, 0, 0, 0, 0, 0)
 
 
-def _net_error(reason: str, ethertype: int, tags: int, net: int) -> tuple:
+def _net_error(reason: str, ethertype: int, tags: int, net: int) -> DecodedFields:
     """A frame that failed before its transport header: what was learned so far."""
     return (reason, ethertype, tags, False, 0, 0, net, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
 
@@ -235,21 +241,22 @@ _PPP_AC: Final = link.PPP_ADDRESS_CONTROL
 _AF_INET: Final = link.AF_INET
 _AF_INET6: Final = link.AF_INET6_VALUES
 UNKNOWN_LINK_TYPE: Final = "unknown_link_type"
+_LINKTYPE_ETHERNET: Final = link.LINKTYPE_ETHERNET
 
 
-def decode_linux_sll(data: bytes, n: int) -> tuple:
+def decode_linux_sll(data: bytes, n: int) -> DecodedFields:
     if n < _SLL_SIZE:
         return _net_error("truncated_link_header", 0, 0, 0)
     return decode_after_link(data, n, _SLL_SIZE, data[_SLL_TYPE_AT] << 8 | data[_SLL_TYPE_AT + 1])
 
 
-def decode_linux_sll2(data: bytes, n: int) -> tuple:
+def decode_linux_sll2(data: bytes, n: int) -> DecodedFields:
     if n < _SLL2_SIZE:
         return _net_error("truncated_link_header", 0, 0, 0)
     return decode_after_link(data, n, _SLL2_SIZE, data[_SLL2_TYPE_AT] << 8 | data[_SLL2_TYPE_AT + 1])
 
 
-def _ip_at(data: bytes, n: int, off: int) -> tuple:
+def _ip_at(data: bytes, n: int, off: int) -> DecodedFields:
     """Bare IP at ``off``: the version nibble names it (LINKTYPE_RAW, and after PPP/NULL)."""
     if off >= n:
         return _net_error("truncated_ipv4_header", 0, 0, off)
@@ -261,11 +268,11 @@ def _ip_at(data: bytes, n: int, off: int) -> tuple:
     return ("", 0, 0, False, 0, 0, off, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
 
 
-def decode_raw(data: bytes, n: int) -> tuple:
+def decode_raw(data: bytes, n: int) -> DecodedFields:
     return _ip_at(data, n, 0)
 
 
-def decode_null(data: bytes, n: int) -> tuple:
+def decode_null(data: bytes, n: int) -> DecodedFields:
     """NULL/LOOP: the family word only says IP or not; the version nibble says which."""
     if n < _NULL_SIZE:
         return _net_error("truncated_link_header", 0, 0, 0)
@@ -277,7 +284,7 @@ def decode_null(data: bytes, n: int) -> tuple:
     return ("", 0, 0, False, 0, 0, _NULL_SIZE, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
 
 
-def decode_ppp(data: bytes, n: int) -> tuple:
+def decode_ppp(data: bytes, n: int) -> DecodedFields:
     off = 2 if n >= 2 and data[:2] == _PPP_AC else 0
     if off >= n:
         return _net_error("truncated_link_header", 0, 0, 0)
@@ -296,20 +303,20 @@ def decode_ppp(data: bytes, n: int) -> tuple:
     return ("", 0, 0, False, 0, 0, off, 0, False, False, b"", b"", 0, 0, 0, 0, 0, 0)
 
 
-def decode_ipv4(data: bytes, n: int) -> tuple:
+def decode_ipv4(data: bytes, n: int) -> DecodedFields:
     return decode_after_link(data, n, 0, _TYPE_IPV4)
 
 
-def decode_ipv6(data: bytes, n: int) -> tuple:
+def decode_ipv6(data: bytes, n: int) -> DecodedFields:
     return decode_after_link(data, n, 0, _TYPE_IPV6)
 
 
-def decode_unknown_link(data: bytes, n: int) -> tuple:
+def decode_unknown_link(data: bytes, n: int) -> DecodedFields:
     """A link type we cannot look into: no facts but the reason (kept to the snap length)."""
     return _net_error(UNKNOWN_LINK_TYPE, 0, 0, 0)
 
 
-def decoder_for(linktype: int) -> Callable[[bytes, int], tuple]:
+def decoder_for(linktype: int) -> Callable[[bytes, int], DecodedFields]:
     """The ``decode_fields``-like function for frames of ``linktype`` (a LINKTYPE_* value)."""
     if linktype == link.LINKTYPE_ETHERNET:
         return decode_fields
@@ -328,6 +335,14 @@ def decoder_for(linktype: int) -> Callable[[bytes, int], tuple]:
     if linktype == link.LINKTYPE_PPP or linktype == link.LINKTYPE_PPP_HDLC:
         return decode_ppp
     return decode_unknown_link
+
+
+def decode_link(data: bytes, n: int, linktype: int) -> DecodedFields:
+    """``decoder_for(linktype)(data, n)``, with Ethernet a direct (compiled: native) call: what
+    the typed evaluator of a shipped policy calls for each frame."""
+    if linktype == _LINKTYPE_ETHERNET:  # a Final: no attribute lookup on the (Python) link module
+        return decode_fields(data, n)
+    return decoder_for(linktype)(data, n)
 
 
 KNOWN_LINK_TYPES: Final = frozenset({

@@ -83,6 +83,18 @@ class FlowFacts:
 
     __slots__ = ("offset", "bytes_before", "packets_before", "payload_offset", "payload_len",
                  "sequenced", "syn", "syn_seen", "fin_seen", "rst_seen", "age_ms")  # fmt: skip
+    # declared for the typed evaluator of a shipped policy (mypy reads its fact types here)
+    offset: int
+    bytes_before: int
+    packets_before: int
+    payload_offset: int
+    payload_len: int
+    sequenced: bool
+    syn: bool
+    syn_seen: bool
+    fin_seen: bool
+    rst_seen: bool
+    age_ms: int
 
 
 class FlowAnalyzer:

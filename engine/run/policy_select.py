@@ -13,6 +13,7 @@ from pcapconstrictor.grammar.evaluator import CompiledPolicy, bind_evaluator
 
 from . import policy_cache
 from .policy_cache import read_rule_text, text_digest
+from .typed_policy import typed_evaluator
 
 if TYPE_CHECKING:
     from pcapconstrictor.grammar import Evaluator, Policy
@@ -66,6 +67,13 @@ def prepare_policy(config: Config, rules: str | None = None, traced: bool = Fals
 
 
 def evaluator_for(policy: Policy | CachedPolicy, config: Config, traced: bool = False) -> Evaluator:
+    """A fresh evaluator: the typed one of a shipped policy (engine/run/typed_policy.py) unless
+    traced or the rule files differ, else the policy's generated source, bound to ``config``."""
+    if not traced:
+        sources = None if isinstance(policy, CachedPolicy) else policy.sources
+        typed = typed_evaluator(policy.path, sources, config)
+        if typed is not None:
+            return typed
     if isinstance(policy, CachedPolicy):
         if traced or config is not policy.config:
             policy = policy.parsed()
