@@ -14,7 +14,7 @@ import importlib
 # modules under engine/ compiled by setup.py (a literal: setup.py reads it without importing us)
 MYPYC_MODULES = (
     "analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls",
-    "analysis.wireguard", "analysis.ipsec", "analysis.ssh", "analysis.dtls",
+    "analysis.wireguard", "analysis.ipsec", "analysis.ssh", "analysis.dtls", "analysis.flow",
     # the shipped policies' typed evaluators (issue 21; engine/run/typed_policy.py)
     "run.shipped_final_only", "run.shipped_stream", "run.shipped_bulk",
 )
