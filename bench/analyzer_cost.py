@@ -88,7 +88,7 @@ def cost_rows(path: str, pythons: dict[str, str], rounds: int) -> list[tuple[str
             rows.append((f"analyzer cost, mix ({base['packets']:,} packets), ours {label}: {name} / default",
                          f"{ratio:.3f}x", f"{verdict} (target <= {LIMIT}x); default "
                          f"{base['seconds'] / base['packets'] * 1e6:.2f} µs/packet user CPU; {same}; "
-                         f"median of "                         f"{rounds} alternating in-process runs"))  # fmt: skip
+                         f"median of {rounds} alternating in-process runs"))  # fmt: skip
     return rows
 
 

@@ -79,6 +79,9 @@ def offline_rows(count: int, workdir: str, pythons: dict[str, str], rounds: int)
         extra += PCAP_OUTPUT if kind.endswith(".pcapng") else ""
         rows += compare_rows(f"offline, {label}", input_file(kind, count, workdir), count, pythons, workdir,
                              rounds, extra)  # fmt: skip
+    for kind, label in KINDS[:3]:  # the same work without the page cache's share (bench/compare.py)
+        rows += compare_rows(f"offline to /dev/null, {label}", input_file(kind, count, workdir), count,
+                             pythons, workdir, rounds, sink="null")  # fmt: skip
     return rows
 
 
