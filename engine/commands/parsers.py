@@ -21,7 +21,7 @@ DESCRIPTION = """Records packets constricted: TLS Application Data and matched Q
 packets keep only their first bytes, everything else follows the snap lengths.
 The original length is always kept in each record header."""
 
-EPILOG = f"""Output: capture.format pcap|pcapng|auto (auto: pcapng for a .pcapng output);
+EPILOG = f"""Output: capture.format pcap|pcapng|auto (auto: pcapng for a .pcapng output or a pcapng input);
 rotation: capture.rotate_bytes, capture.rotate_seconds, capture.rotate_files;
 closed files: capture.compress none|gzip|zstd, capture.post_rotate_command,
 capture.rotate_total_bytes.

@@ -189,7 +189,7 @@ _TABLE = (
     KeySpec("capture.filter", "string", "", "",
             "extension: capture filter in tcpdump syntax, live and offline; empty = every frame"),
     KeySpec("capture.format", "enum", "auto", _FORMAT_ERROR,
-            "extension: output format; auto = pcapng for a .pcapng output, else classic PCAP",
+            "extension: output format; auto = pcapng for a .pcapng output or pcapng input, else PCAP",
             choices=("auto", "pcap", "pcapng")),
     KeySpec("capture.rotate_bytes", "u64", 0, _CAPTURE_INT,
             "extension: start a new output file before one would grow past this size; 0 = off"),

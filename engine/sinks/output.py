@@ -43,7 +43,8 @@ class OutputConfigError(Exception):
 
 
 def output_format(config: Config) -> str:
-    """``capture.format``; ``auto`` picks pcapng for a ``.pcapng`` output, else classic PCAP."""
+    """``capture.format``; ``auto`` picks pcapng for a ``.pcapng`` output, else classic PCAP
+    (:func:`open_sink` also keeps a pcapng input's output pcapng under ``auto``)."""
     chosen = str(config["capture.format"])
     if chosen != "auto":
         return chosen
