@@ -89,7 +89,4 @@ def _like(original: bytes, data: bytes) -> bytes:
     """``data`` carrying what a pcapng packet remembers of its block (interface, ticks, options)."""
     if not isinstance(original, PcapngPacket):
         return data
-    packet = PcapngPacket(data)
-    packet.block, packet.interface_id = original.block, original.interface_id
-    packet.ticks, packet.options = original.ticks, original.options
-    return packet
+    return PcapngPacket.of(data, original.block, original.interface_id, original.ticks, original.options)

@@ -53,14 +53,29 @@ class PcapngPacket(bytes):
     ticks: int
     options: bytes
 
+    @classmethod
+    def of(cls, data: bytes, block: int, interface_id: int, ticks: int, options: bytes) -> PcapngPacket:
+        packet = cls(data)
+        packet.block, packet.interface_id, packet.ticks, packet.options = block, interface_id, ticks, options
+        return packet
+
 
 class Interface(NamedTuple):
-    """One IDB: what the packets on it are and how their timestamps count."""
+    """One IDB: what the packets on it are and how their timestamps count (``ns_per_tick``
+    is 0 where a tick is no whole number of nanoseconds: see :func:`timestamp_ns`)."""
 
     linktype: int
     snaplen: int
     units_per_second: int
-    offset_seconds: int
+    offset_ns: int
+    ns_per_tick: int
+
+
+def timestamp_ns(iface: Interface, ticks: int) -> int:
+    """A packet's time in ns since the epoch, from its ticks on ``iface``."""
+    if iface.ns_per_tick:
+        return ticks * iface.ns_per_tick + iface.offset_ns
+    return ticks * 1_000_000_000 // iface.units_per_second + iface.offset_ns
 
 
 class PcapngReader:
@@ -214,7 +229,9 @@ class PcapngReader:
             raise self._error(f"an interface of link type {body.linktype} cannot go to a classic "
                               f"PCAP output of link type {self.require_linktype} "
                               "(capture.format = pcap)")  # fmt: skip
-        self.interfaces.append(Interface(body.linktype, body.snaplen, units, offset))
+        per_tick = 1_000_000_000 // units if 1_000_000_000 % units == 0 else 0
+        self.interfaces.append(Interface(body.linktype, body.snaplen, units, offset * 1_000_000_000,
+                                         per_tick))  # fmt: skip
         if body.linktype not in self.linktypes:
             self.linktypes.append(body.linktype)
 
@@ -266,10 +283,8 @@ class PcapngReader:
         big = self.big_endian
         block = _HEADER_AND_EPB[big].unpack_from
         header = _HEADER[big].whole_struct().unpack_from
-        # per interface: its link type and ticks -> ns as one multiplication where units divide 1e9
-        scales = [(i.linktype, 10**9 // i.units_per_second if 10**9 % i.units_per_second == 0 else 0,
-                   i.units_per_second, i.offset_seconds * 10**9) for i in self.interfaces]  # fmt: skip
-        known = len(scales)
+        interfaces = self.interfaces
+        known = len(interfaces)
         append = batch.append
         count, added, first = len(batch), 0, pos
         before = count
@@ -283,18 +298,16 @@ class PcapngReader:
             if (end + (-incl & 3) > pos + length - _TRAILER or iface_id >= known
                     or header(buf, pos + length - 8)[1] != length):  # fmt: skip
                 break
-            iface_linktype, per_tick, units, offset_ns = scales[iface_id]
-            if iface_linktype != linktype:
+            iface = interfaces[iface_id]
+            if iface.linktype != linktype:
                 break
             ticks = upper << 32 | lower
-            ts_ns = (ticks * per_tick if per_tick else ticks * 1_000_000_000 // units) + offset_ns
             if keep:  # a pcapng output writes the packet back as it came
-                packet = PcapngPacket(buf[start:end])
-                packet.block, packet.interface_id, packet.ticks = number + count - before + 1, iface_id, ticks
-                packet.options = buf[end + (-incl & 3) : pos + length - _TRAILER]
-                append((ts_ns, packet, orig))
+                options = buf[end + (-incl & 3) : pos + length - _TRAILER]
+                data = PcapngPacket.of(buf[start:end], number + count - before + 1, iface_id, ticks, options)
             else:
-                append((ts_ns, buf[start:end], orig))
+                data = buf[start:end]
+            append((timestamp_ns(iface, ticks), data, orig))
             pos += length
             added += incl
             count += 1
@@ -310,13 +323,9 @@ class PcapngReader:
 
     def _frame(self, iface: Interface, interface_id: int, ticks: int, data: bytes, orig: int,
                options: bytes) -> tuple[int, tuple[int, PcapngPacket, int]]:  # fmt: skip
-        ts_ns = ticks * 1_000_000_000 // iface.units_per_second + iface.offset_seconds * 1_000_000_000
-        if not self.keep_blocks:  # a classic output: the block's details go nowhere
-            return iface.linktype, (ts_ns, data, orig)
-        packet = PcapngPacket(data)
-        packet.block, packet.interface_id, packet.ticks, packet.options = (
-            self._block_no, interface_id, ticks, options)  # fmt: skip
-        return iface.linktype, (ts_ns, packet, orig)
+        if self.keep_blocks:  # a pcapng output writes the packet back as it came
+            data = PcapngPacket.of(data, self._block_no, interface_id, ticks, options)
+        return iface.linktype, (timestamp_ns(iface, ticks), data, orig)
 
     def _enhanced(self, raw: bytes):
         layout = _EPB[self.big_endian]
