@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 
 from pcapconstrictor.engine.analysis.flow_table import FlowTable
 from pcapconstrictor.engine.analysis.tls import TlsDirectionState
@@ -77,6 +79,12 @@ def floor_rates(size: int, count: int) -> dict[str, float]:
         finally:
             gc.enable()
 
+    return fill_levels(rate, size, count)
+
+
+def fill_levels(rate: Callable[[int, int], float], size: int, count: int) -> dict[str, float]:
+    """``rate(first, n)`` (new keys first..first+n, per second) timed at each fill level of a
+    table of ``size``: empty, half full, full and evicting, full again (untimed fills between)."""
     rates = {"empty": rate(0, count)}
     rate(count, size // 2 - count)
     rates["half full"] = rate(size // 2, count)
@@ -144,12 +152,7 @@ def main() -> None:
     spreads = []
     for collect in (False, True):
         table: FlowTable[TlsDirectionState] = FlowTable(size)
-        rates = {"empty": insert_rate(table, 0, count, collect)}
-        insert_rate(table, count, size // 2 - count)
-        rates["half full"] = insert_rate(table, size // 2, count, collect)
-        insert_rate(table, size // 2 + count, size - size // 2 - count)
-        rates["full (evicting)"] = insert_rate(table, size, count, collect)
-        rates["full, again"] = insert_rate(table, size + count, count, collect)
+        rates = fill_levels(partial(insert_rate, table, collect=collect), size, count)
         spreads.append(max(rates.values()) / min(rates.values()))
         if not collect:
             off = rates
