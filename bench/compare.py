@@ -56,7 +56,8 @@ def compare_input(path: str, packets: int, pythons: dict[str, str], workdir: str
         if tcpdump:
             argv = [tcpdump, "-r", path, "-w", fresh()]
             runs.setdefault(f"tcpdump -r IN -w {'-' if null else 'OUT'}", []).append(_timed(argv, null))
-        target = os.devnull if fresh() == "-" else out
+        fresh()
+        target = os.devnull if null else out
         t = time.perf_counter()
         (reference_pcapng if path.endswith(".pcapng") else reference)(path, target)
         runs.setdefault("struct read/rewrite loop", []).append(time.perf_counter() - t)
