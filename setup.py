@@ -36,7 +36,7 @@ def ext_modules() -> list:
         link = stage / part
         if not link.is_symlink():
             link.symlink_to(Path("..", "..", "..", part), target_is_directory=True)
-    paths = [str(stage / "engine" / f"{name.replace('.', '/')}.py") for name in mypyc_modules()]
+    paths = [str(stage / f"{name.replace('.', '/')}.py") for name in mypyc_modules()]
     return mypycify(paths, group_name="pcapconstrictor.engine._compiled", opt_level="3")
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import importlib
 
-# modules under engine/ compiled by setup.py (a literal: setup.py reads it without importing us)
+# modules of the package compiled by setup.py (a literal: setup.py reads it without importing us)
 MYPYC_MODULES = (
-    "analysis.decode", "analysis.flow_table", "analysis.quic", "analysis.tls",
-    "analysis.wireguard", "analysis.ipsec", "analysis.ssh", "analysis.dtls", "analysis.flow",
+    "engine.analysis.decode", "engine.analysis.flow_table", "engine.analysis.quic",
+    "engine.analysis.tls", "engine.analysis.wireguard", "engine.analysis.ipsec",
+    "engine.analysis.ssh", "engine.analysis.dtls", "engine.analysis.flow",
+    # QUIC's variable-length integers and version table, read by the QUIC walk
+    "formats.quic_wire",
     # the shipped policies' typed evaluators (issue 21; engine/run/typed_policy.py)
-    "run.shipped_final_only", "run.shipped_stream", "run.shipped_bulk",
+    "engine.run.shipped_final_only", "engine.run.shipped_stream", "engine.run.shipped_bulk",
 )
 
 
@@ -24,7 +27,7 @@ def compiled_modules() -> list[str]:
     """The modules of MYPYC_MODULES that this install runs compiled."""
     out = []
     for name in MYPYC_MODULES:
-        module = importlib.import_module(f"{__package__}.{name}")
+        module = importlib.import_module(f"pcapconstrictor.{name}")
         if not (module.__file__ or "").endswith(".py"):
             out.append(name)
     return out

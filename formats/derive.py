@@ -182,7 +182,8 @@ def _namespace(name: str, members: dict, indent: str) -> list[str]:
             value = value.value
         layout = _fixed_layout(value)
         text = repr(layout) if layout is not None else _literal(value)
-        if text is None and not isinstance(value, (cs.Construct, type, types.FunctionType, types.ModuleType)):
+        code = (types.FunctionType, types.BuiltinFunctionType)  # builtin: compiled with mypyc
+        if text is None and not isinstance(value, (cs.Construct, type, *code, types.ModuleType)):
             raise TypeError(f"{name}.{key}: formats/derived.py cannot write a {type(value).__name__}")
         if text is not None:
             lines.append(f"{indent}    {key} = " + text.replace("\n", "\n" + indent + "    "))

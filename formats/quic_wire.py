@@ -1,25 +1,28 @@
 """What of QUIC's wire format is code rather than a layout: the version table, which packet
 type a long header's two type bits mean per version (RFC 9000 §17.2, RFC 9369 §3.2), and the
 variable-length integer (RFC 9000 §16).  Imports nothing: the per-packet walk uses it without
-construct; formats/quic.py builds its schemas on it.
+construct (compiled with mypyc beside it: engine/compiled.py); formats/quic.py builds its
+schemas on it.
 """
 
-# Long-header packet types (what a packet is; its two type bits depend on the version)
-LONG_INITIAL = 0
-LONG_ZERO_RTT = 1
-LONG_HANDSHAKE = 2
-LONG_RETRY = 3
-MAX_CID_LENGTH = 20
+import typing  # typing.Final: constants mypyc compiles in (a plain import: derive.py skips modules)
 
-VERSION_NEGOTIATION = 0x00000000  # RFC 8999 §6: no packet type, a list of versions follows
-VERSION_1 = 0x00000001  # RFC 9000
-VERSION_2 = 0x6B3343CF  # RFC 9369
-DRAFT_VERSION_PREFIX = 0xFF000000  # ff0000xx: IETF drafts, laid out as version 1
-GOOGLE_QUIC_PREFIX = b"Q0"  # Google QUIC "Q0xx": its own header layout, not RFC 9000's
+# Long-header packet types (what a packet is; its two type bits depend on the version)
+LONG_INITIAL: typing.Final = 0
+LONG_ZERO_RTT: typing.Final = 1
+LONG_HANDSHAKE: typing.Final = 2
+LONG_RETRY: typing.Final = 3
+MAX_CID_LENGTH: typing.Final = 20
+
+VERSION_NEGOTIATION: typing.Final = 0x00000000  # RFC 8999 §6: no packet type, a list of versions follows
+VERSION_1: typing.Final = 0x00000001  # RFC 9000
+VERSION_2: typing.Final = 0x6B3343CF  # RFC 9369
+DRAFT_VERSION_PREFIX: typing.Final = 0xFF000000  # ff0000xx: IETF drafts, laid out as version 1
+GOOGLE_QUIC_PREFIX: typing.Final = b"Q0"  # Google QUIC "Q0xx": its own header layout, not RFC 9000's
 
 # type bits -> packet type, per version family (RFC 9000 §17.2, RFC 9369 §3.2)
-_V1_TYPES = (LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE, LONG_RETRY)
-_V2_TYPES = (LONG_RETRY, LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE)
+_V1_TYPES: typing.Final = (LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE, LONG_RETRY)
+_V2_TYPES: typing.Final = (LONG_RETRY, LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE)
 
 
 def long_packet_types(version: int) -> tuple[int, int, int, int] | None:
@@ -45,21 +48,19 @@ def long_type_bits(version: int, packet_type: int) -> int:
     return types.index(packet_type)
 
 
-_VARINT_MASKS = {size: (1 << (8 * size - 2)) - 1 for size in (4, 8)}  # without the 2 size bits
-
-
-def varint_at(buf, off: int, end: int):
+def varint_at(buf: bytes, off: int, end: int) -> tuple[int, int]:
     """RFC 9000 §16 variable-length integer at ``off``: ``(value, size)``, or
-    ``None`` when its bytes are not all before ``end``.  The two top bits of the
-    first byte give the size (1, 2, 4 or 8 bytes)."""
+    ``(0, 0)`` when its bytes are not all before ``end`` (a pair either way: compiled, no
+    object per call).  The two top bits of the first byte give the size (1, 2, 4 or 8 bytes)."""
     if off >= end:
-        return None
+        return 0, 0
     first = buf[off]
     size = 1 << (first >> 6)
     if off + size > end:
-        return None
+        return 0, 0
     if size == 1:
         return first & 0x3F, 1
     if size == 2:  # the common length field: cheaper than int.from_bytes
         return (first & 0x3F) << 8 | buf[off + 1], 2
-    return int.from_bytes(buf[off : off + size], "big") & _VARINT_MASKS[size], size
+    value = int.from_bytes(buf[off : off + size], "big")
+    return value & ((1 << (8 * size - 2)) - 1), size  # without the two size bits

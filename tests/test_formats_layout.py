@@ -202,14 +202,14 @@ def test_varint_refuses_values_outside_0_to_2_to_the_62(value):
 
 
 @pytest.mark.parametrize("encoded", ["c2197c5eff14e8", "9d7f3e", "7b", ""])
-def test_varint_at_reports_missing_bytes_as_none(encoded):
+def test_varint_at_reports_missing_bytes_as_size_0(encoded):
     raw = bytes.fromhex(encoded)
-    assert quic.varint_at(raw, 0, len(raw)) is None
+    assert quic.varint_at(raw, 0, len(raw)) == (0, 0)
 
 
 def test_varint_at_does_not_read_past_the_given_end():
     raw = bytes.fromhex("7bbd")
-    assert quic.varint_at(raw, 0, 1) is None
+    assert quic.varint_at(raw, 0, 1) == (0, 0)
 
 
 # --- quic_long_header on a real packet ---------------------------------------------------------

@@ -203,14 +203,14 @@ def _long_header(data: bytes, o: int, end: int, types: tuple[int, int, int, int]
     if ptype == _RETRY:
         return end - o, scid
     if ptype == _INITIAL:
-        token = _varint_at(data, p, end)
-        if token is None or p + token[1] + token[0] > end:
+        token, size = _varint_at(data, p, end)
+        if not size or p + size + token > end:
             return None
-        p += token[1] + token[0]
-    length = _varint_at(data, p, end)
-    if length is None or p + length[1] + length[0] > end:
+        p += size + token
+    length, size = _varint_at(data, p, end)
+    if not size or p + size + length > end:
         return None
-    return p + length[1] + length[0] - o, scid
+    return p + size + length - o, scid
 
 
 def _invariant_size(data: bytes, o: int, end: int) -> int:
