@@ -19,7 +19,10 @@ MYPYC_MODULES = (
     # QUIC's variable-length integers and version table, read by the QUIC walk
     "formats.quic_wire",
     # the shipped policies' typed evaluators (issue 21; engine/run/typed_policy.py)
-    "engine.run.shipped_final_only", "engine.run.shipped_stream", "engine.run.shipped_bulk",
+    "engine.run.typed_base", "engine.run.shipped_final_only", "engine.run.shipped_stream",
+    "engine.run.shipped_bulk",
+    # classic PCAP records read and written in place (issue 21; engine/run/pipeline.py)
+    "engine.sources.pcap_records",
 )
 
 

@@ -66,6 +66,14 @@ class Layout:
             raise TypeError(f"{name}: expected a big-endian {size}-byte field")
         return f.offset
 
+    def little_endian_at(self, name: str, size: int) -> int:
+        """:meth:`big_endian_at` for a little-endian field (a classic PCAP record header as
+        our writer writes it)."""
+        f = self.fields[name]
+        if f.size != size or (size > 1 and f.order != "<"):
+            raise TypeError(f"{name}: expected a little-endian {size}-byte field")
+        return f.offset
+
     def in_byte(self, name: str) -> tuple[int, int, int]:
         """``(offset, shift, mask)`` of a field that lies within one byte:
         ``(buf[base + offset] >> shift) & mask`` is its value.  For compiled

@@ -5,7 +5,8 @@ each decision runs as interpreted bytecode on an untyped tuple.  For a shipped p
 this module emits the same rules, in the same order and with the same decision table,
 as a class whose config values are typed attributes read at run time (no rule is
 dropped for a config value: a switched-off protocol is a test of a bool), whose
-decoder and analyzers are direct calls, and whose frame fields are typed locals.
+decoder and analyzers are direct calls, and whose frame fields are typed locals.  The
+rules are the class's ``decide`` method; the frame loops around it are engine/run/typed_base.py.
 Compiled with mypyc (engine/compiled.py) every call is native and the decoder's
 18 fields come back as a C struct.  ``python -m pcapconstrictor.grammar.typed_codegen NAME``
 prints the module for the shipped policy NAME (engine/run/shipped_NAME.py is that output for
@@ -33,27 +34,27 @@ def config_name(key: str) -> str:
 
 
 class TypedEmitter(Emitter):
-    """The interpreted emitter's batch loop, with config values as locals read from ``self``
-    and the decoder and analyzers called directly (a method of a class: one level deeper)."""
+    """The interpreted emitter's rules as the body of ``decide(data, n, orig_len, ts_ns)``, a
+    method: config values and analyzers are typed attributes of ``self``, each decision a
+    native counter, the decoder and analyzers direct calls."""
 
     def __init__(self, policy: ast.Policy) -> None:
-        super().__init__(policy, Config("(typed)", {}, {}), False, batch=True)
-        self.keys: dict[str, str] = {}  # config key -> local name, in order of first use
+        super().__init__(policy, Config("(typed)", {}, {}), False)
+        self.keys: dict[str, str] = {}  # config key -> attribute name, in order of first use
 
     def config_value(self, key: str) -> str:
         self.keys.setdefault(key, config_name(key))
-        return self.keys[key]
+        return "self." + self.keys[key]
 
     def decode_call(self) -> str:
-        return "decode_link(data, n, linktype)"
+        return "decode_link(data, n, self.linktype)"
 
     def analyzer_call(self, name: str) -> str:
-        return f"a_{name}.analyze"
+        return f"self.a_{name}.analyze"
 
     def leave(self, depth: int, length: str, decision: int) -> None:
-        self.emit(depth, f"kept.append({length})")  # not a bound-method local: native when compiled
-        self.emit(depth, f"n{decision} += 1")  # a native int; added to counts when the batch ends
-        self.emit(depth, "continue")
+        self.emit(depth, f"self.n{decision} += 1")  # a native int; take_counts adds it to counts
+        self.emit(depth, f"return {length}")
 
     def membership(self, e: ast.Binary, section: str, scope: dict[str, str]) -> str:
         """``x in $ports`` as an index into the port list's 64 KiB map: no int object, no hash."""
@@ -79,13 +80,10 @@ class TypedEmitter(Emitter):
         return super().expr(e, section, scope)
 
     def function(self) -> None:
-        """The frame loop of ``evaluate_batch``; the method's head and the locals it reads come
-        from :func:`typed_module`, once every config key the rules read is known."""
+        """The body of ``decide``; the method's head and the attributes it reads come from
+        :func:`typed_module`, once every config key the rules read is known."""
         p = self.policy
-        top = 3
-        self.emit(2, "for ts_ns, data, orig_len in frames:")
-        self.emit(top, "n = len(data)")
-        self.emit(top, "captured += n")
+        top = 2
         self.emit(top, "eff = n if n <= orig_len else orig_len")
         self.emit(top, "inconsistent = orig_len < n")
         baseline = self.expr(p.baseline, "packet", {}) if p.baseline else "eff"
@@ -119,11 +117,11 @@ def rule_sources(policy: ast.Policy) -> dict[str, str]:
 def typed_module(name: str = DEFAULT_POLICY) -> str:
     """The typed module's source for the shipped policy ``name``."""
     policy = load_policy(shipped_policy_path(name))
-    batch = TypedEmitter(policy)
-    batch.function()
-    used = [n for n in ANALYZERS if any(f"a_{n}.analyze(" in line for line in batch.lines)]
-    lines = _head(name, used) + _tables(policy, batch) + _options(policy)
-    lines += _evaluator(dict(sorted(batch.keys.items())), used, batch.lines, len(batch.decisions))
+    rules = TypedEmitter(policy)
+    rules.function()
+    used = [n for n in ANALYZERS if any(f"a_{n}.analyze(" in line for line in rules.lines)]
+    lines = _head(name, used) + _tables(policy, rules) + _options(policy)
+    lines += _evaluator(dict(sorted(rules.keys.items())), used, rules.lines, len(rules.decisions))
     return "\n".join(lines)
 
 
@@ -137,6 +135,7 @@ def _head(name: str, used: list[str]) -> list[str]:
          "from pcapconstrictor.engine.analysis.decode import decode_link"]  # fmt: skip
     factories = [ANALYZERS[n].factory for n in used]
     w += sorted(f"from {f.__module__} import {f.__name__}" for f in factories)
+    w.append("from pcapconstrictor.engine.run.typed_base import TypedPolicyBase")
     return w + ["", f"POLICY: Final = {name!r}", "", "", *_HELPERS.splitlines()]
 
 
@@ -183,30 +182,26 @@ def _options(policy: ast.Policy) -> list[str]:
     return w + ["    }"]
 
 
-def _evaluator(keys: dict[str, str], used: list[str], loop: list[str], decisions: int) -> list[str]:
-    w = ["", "", "class TypedPolicy:",
-         '    """The policy\'s rules over typed locals; config values and analyzers bound per run."""', "",
-         "    def __init__(self, config: Mapping[str, object], analyzers: Mapping[str, object]) -> None:"]
+def _evaluator(keys: dict[str, str], used: list[str], body: list[str], decisions: int) -> list[str]:
+    w = ["", "", "class TypedPolicy(TypedPolicyBase):",
+         '    """The policy\'s rules; config values and analyzers are typed attributes bound per run."""',
+         "",
+         "    def __init__(self, config: Mapping[str, object], analyzers: Mapping[str, object]) -> None:",
+         "        super().__init__()"]  # fmt: skip
     for key, var in keys.items():
         w.append(f"        self.{var}: {_KINDS[KEYS[key].kind]} = " + _config_read(key))
     for n in used:
         cls = ANALYZERS[n].factory.__name__
         w.append(f"        self.a_{n}: {cls} = cast({cls}, analyzers[{n!r}])")
-    w += ["        self.linktype = 1  # LINKTYPE_ETHERNET until use_link_type says otherwise", "",
-          "    def evaluate_batch(self, frames: list[tuple[int, bytes, int]],",
-          "                       counts: list[int]) -> tuple[list[int], int]:",
-          '        """Frames -> (bytes kept of each, bytes captured); counts[decision] += 1 for each."""']
-    w += [f"        {var} = self.{var}" for var in keys.values()]
-    w += [f"        a_{n} = self.a_{n}" for n in used] + ["        linktype = self.linktype"]
-    w += ["        kept: list[int] = []", "        captured = 0"]
-    w += [f"        n{k} = 0" for k in range(decisions)] + ["        try:"]
-    w += ["    " + line for line in loop]
-    w += ["        finally:  # counted up to here even if an analyzer raised"]
-    names = [f"n{k}" for k in range(decisions)]
-    w += ["            totals = (" + ", ".join(names) + ",)",
-          "            for k, total in enumerate(totals):",
-          "                if total:", "                    counts[k] += total"]  # fmt: skip
-    return w + ["        return kept, captured", ""]
+    names = [f"self.n{k}" for k in range(decisions)]
+    w.append("        " + " = ".join(names) + " = 0")
+    w += ["", "    def take_counts(self, counts: list[int]) -> None:",
+          "        totals = (" + ", ".join(names) + ",)",
+          "        for k, total in enumerate(totals):", "            if total:",
+          "                counts[k] += total", "        " + " = ".join(names) + " = 0", "",
+          "    def decide(self, data: bytes, n: int, orig_len: int, ts_ns: int) -> int:",
+          '        """Bytes kept of one frame; its decision counted."""']  # fmt: skip
+    return w + body + [""]
 
 
 def _config_read(key: str) -> str:

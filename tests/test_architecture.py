@@ -112,6 +112,8 @@ ALLOWED = {
                                 "pcapconstrictor.engine.config", "pcapconstrictor.formats"),
     "pcapconstrictor.engine.sinks": ("pcapconstrictor.formats", "pcapconstrictor.engine.sinks",
                                      "pcapconstrictor.engine.sources.record_batch",
+                                     # runs of input records copied as they are (issue 21)
+                                     "pcapconstrictor.engine.sources.pcap_records",
                                      # a pcapng output keeps the input's sections and interfaces
                                      "pcapconstrictor.engine.sources.pcapng_reader",
                                      "pcapconstrictor.engine.config", "pcapconstrictor.engine.analysis",

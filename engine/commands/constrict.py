@@ -16,7 +16,7 @@ import sys
 from pcapconstrictor.engine.config import Config, ConfigError
 from pcapconstrictor.engine.config.main_tool import load_main_tool_config, main_tool_defaults
 from pcapconstrictor.engine.run import options as run_options
-from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.run.pipeline import batches_for, make_pipeline
 from pcapconstrictor.engine.sinks.input_header_pcap_writer import InputHeaderPcapWriter
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
 from pcapconstrictor.engine.sinks.pcapng_section_writer import PcapngSections, PcapngSectionWriter
@@ -127,7 +127,7 @@ def _constrict(args) -> int:
         pipeline = make_pipeline(policy, config, writer, log)
         tail_error = None
         try:
-            for batch in reader.batches():
+            for batch in batches_for(pipeline, reader):
                 pipeline.run_batch(batch)
         except PcapReadError as e:
             tail_error = tail_of(e)

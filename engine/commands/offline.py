@@ -8,7 +8,7 @@ import sys
 import time
 
 from pcapconstrictor.engine.run import options as run_options
-from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.run.pipeline import batches_for, make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
 from pcapconstrictor.engine.sources.capture_files import open_capture
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
@@ -76,9 +76,10 @@ def _offline(opts: dict) -> int:
         interrupted = 0
         stop = _StopFlag()
         try:
-            batches = reader.batches()
             if capture_filter is not None:
-                batches = _filtered(_counted(batches, seen), config)
+                batches = _filtered(_counted(reader.batches(), seen), config)
+            else:
+                batches = batches_for(pipeline, reader)
             for batch in batches:  # a chunk of the input: at most ~1 MiB of records
                 pipeline.run_batch(batch)
                 if stop.signum:

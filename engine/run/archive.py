@@ -23,7 +23,7 @@ from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
 from pcapconstrictor.grammar import Policy, PolicyError
 
 from . import options as run_options
-from .pipeline import make_pipeline
+from .pipeline import batches_for, make_pipeline
 from .policy_select import select_policy
 
 PARTIAL = PARTIAL_MARK  # temporary outputs: ".<name>.<token>.partial<suffix>" (hidden, same folder)
@@ -114,9 +114,10 @@ def _constrict(input_path: str, output_path: str, config: Config, policy: Policy
             try:
                 pipeline = make_pipeline(policy, job_config, writer)
                 capture_filter = run_options.compile_capture_filter(job_config)
-                batches = reader.batches()
                 if capture_filter is not None:
-                    batches = capture_filter.select_batches(batches)
+                    batches = capture_filter.select_batches(reader.batches())
+                else:
+                    batches = batches_for(pipeline, reader)
                 for batch in batches:
                     pipeline.run_batch(batch)
             finally:

@@ -18,6 +18,7 @@ from pcapconstrictor.engine.analysis.quic import QuicAnalyzer
 from pcapconstrictor.engine.analysis.ssh import SshAnalyzer
 from pcapconstrictor.engine.analysis.tls import TlsAnalyzer
 from pcapconstrictor.engine.analysis.wireguard import WireguardAnalyzer
+from pcapconstrictor.engine.run.typed_base import TypedPolicyBase
 
 POLICY: Final = 'final_only'
 
@@ -134,10 +135,11 @@ def analyzer_options(config: Mapping[str, object]) -> dict[str, dict[str, object
     }
 
 
-class TypedPolicy:
-    """The policy's rules over typed locals; config values and analyzers bound per run."""
+class TypedPolicy(TypedPolicyBase):
+    """The policy's rules; config values and analyzers are typed attributes bound per run."""
 
     def __init__(self, config: Mapping[str, object], analyzers: Mapping[str, object]) -> None:
+        super().__init__()
         self.cfg_capture_default_snaplen: int = cast(int, config['capture.default_snaplen'])
         self.cfg_capture_max_capture_len: int = cast(int, config['capture.max_capture_len'])
         self.cfg_dtls_enabled: bool = cast(bool, config['dtls.enabled'])
@@ -172,500 +174,323 @@ class TypedPolicy:
         self.a_ipsec: IpsecAnalyzer = cast(IpsecAnalyzer, analyzers['ipsec'])
         self.a_ssh: SshAnalyzer = cast(SshAnalyzer, analyzers['ssh'])
         self.a_dtls: DtlsAnalyzer = cast(DtlsAnalyzer, analyzers['dtls'])
-        self.linktype = 1  # LINKTYPE_ETHERNET until use_link_type says otherwise
+        self.n0 = self.n1 = self.n2 = self.n3 = self.n4 = self.n5 = self.n6 = self.n7 = self.n8 = self.n9 = self.n10 = self.n11 = self.n12 = self.n13 = self.n14 = self.n15 = self.n16 = self.n17 = self.n18 = self.n19 = self.n20 = self.n21 = self.n22 = self.n23 = self.n24 = self.n25 = self.n26 = self.n27 = self.n28 = self.n29 = self.n30 = self.n31 = self.n32 = self.n33 = self.n34 = self.n35 = self.n36 = self.n37 = self.n38 = self.n39 = self.n40 = self.n41 = self.n42 = self.n43 = self.n44 = self.n45 = self.n46 = self.n47 = self.n48 = self.n49 = self.n50 = self.n51 = self.n52 = self.n53 = self.n54 = self.n55 = self.n56 = self.n57 = self.n58 = self.n59 = self.n60 = self.n61 = self.n62 = self.n63 = self.n64 = self.n65 = self.n66 = self.n67 = 0
 
-    def evaluate_batch(self, frames: list[tuple[int, bytes, int]],
-                       counts: list[int]) -> tuple[list[int], int]:
-        """Frames -> (bytes kept of each, bytes captured); counts[decision] += 1 for each."""
-        cfg_capture_default_snaplen = self.cfg_capture_default_snaplen
-        cfg_capture_max_capture_len = self.cfg_capture_max_capture_len
-        cfg_dtls_enabled = self.cfg_dtls_enabled
-        cfg_dtls_keep_bytes = self.cfg_dtls_keep_bytes
-        cfg_dtls_ports = self.cfg_dtls_ports
-        cfg_flow_budget_bytes = self.cfg_flow_budget_bytes
-        cfg_flow_budget_keep_bytes = self.cfg_flow_budget_keep_bytes
-        cfg_flow_budget_ports_exempt = self.cfg_flow_budget_ports_exempt
-        cfg_general_min_saved_bytes_per_packet = self.cfg_general_min_saved_bytes_per_packet
-        cfg_ipsec_enabled = self.cfg_ipsec_enabled
-        cfg_ipsec_keep_bytes = self.cfg_ipsec_keep_bytes
-        cfg_ipsec_nat_t_ports = self.cfg_ipsec_nat_t_ports
-        cfg_quic_allow_short_header_without_known_dcid = self.cfg_quic_allow_short_header_without_known_dcid
-        cfg_quic_enabled = self.cfg_quic_enabled
-        cfg_quic_ports = self.cfg_quic_ports
-        cfg_quic_require_dcid_match = self.cfg_quic_require_dcid_match
-        cfg_quic_short_header_keep_packet_bytes = self.cfg_quic_short_header_keep_packet_bytes
-        cfg_ssh_enabled = self.cfg_ssh_enabled
-        cfg_ssh_keep_bytes = self.cfg_ssh_keep_bytes
-        cfg_ssh_ports = self.cfg_ssh_ports
-        cfg_tls_app_data_continuation_keep_bytes = self.cfg_tls_app_data_continuation_keep_bytes
-        cfg_tls_app_data_keep_record_bytes = self.cfg_tls_app_data_keep_record_bytes
-        cfg_tls_enabled = self.cfg_tls_enabled
-        cfg_tls_ports = self.cfg_tls_ports
-        cfg_wireguard_enabled = self.cfg_wireguard_enabled
-        cfg_wireguard_keep_bytes = self.cfg_wireguard_keep_bytes
-        cfg_wireguard_ports = self.cfg_wireguard_ports
-        a_tls = self.a_tls
-        a_quic = self.a_quic
-        a_flow = self.a_flow
-        a_wireguard = self.a_wireguard
-        a_ipsec = self.a_ipsec
-        a_ssh = self.a_ssh
-        a_dtls = self.a_dtls
-        linktype = self.linktype
-        kept: list[int] = []
-        captured = 0
-        n0 = 0
-        n1 = 0
-        n2 = 0
-        n3 = 0
-        n4 = 0
-        n5 = 0
-        n6 = 0
-        n7 = 0
-        n8 = 0
-        n9 = 0
-        n10 = 0
-        n11 = 0
-        n12 = 0
-        n13 = 0
-        n14 = 0
-        n15 = 0
-        n16 = 0
-        n17 = 0
-        n18 = 0
-        n19 = 0
-        n20 = 0
-        n21 = 0
-        n22 = 0
-        n23 = 0
-        n24 = 0
-        n25 = 0
-        n26 = 0
-        n27 = 0
-        n28 = 0
-        n29 = 0
-        n30 = 0
-        n31 = 0
-        n32 = 0
-        n33 = 0
-        n34 = 0
-        n35 = 0
-        n36 = 0
-        n37 = 0
-        n38 = 0
-        n39 = 0
-        n40 = 0
-        n41 = 0
-        n42 = 0
-        n43 = 0
-        n44 = 0
-        n45 = 0
-        n46 = 0
-        n47 = 0
-        n48 = 0
-        n49 = 0
-        n50 = 0
-        n51 = 0
-        n52 = 0
-        n53 = 0
-        n54 = 0
-        n55 = 0
-        n56 = 0
-        n57 = 0
-        n58 = 0
-        n59 = 0
-        n60 = 0
-        n61 = 0
-        n62 = 0
-        n63 = 0
-        n64 = 0
-        n65 = 0
-        n66 = 0
-        n67 = 0
-        try:
-            for ts_ns, data, orig_len in frames:
-                n = len(data)
-                captured += n
-                eff = n if n <= orig_len else orig_len
-                inconsistent = orig_len < n
-                baseline = (eff if eff <= (cfg_capture_default_snaplen if cfg_capture_default_snaplen <= cfg_capture_max_capture_len else cfg_capture_max_capture_len) else (cfg_capture_default_snaplen if cfg_capture_default_snaplen <= cfg_capture_max_capture_len else cfg_capture_max_capture_len))
-                baseline = eff if baseline > eff else (0 if baseline < 0 else baseline)
-                # rule packet.inconsistent_lengths (line 13)
-                if inconsistent:
-                    kept.append(baseline)
-                    n0 += 1
-                    continue
-                # rule packet.unknown_link_type (line 17)
-                d_error, d_ethertype, d_vlan_tags, d_ip, d_ip_version, d_protocol, d_network_offset, d_transport_offset, d_tcp, d_udp, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags = decode_link(data, n, linktype)
-                if (not (d_error != 'unknown_link_type')):
-                    kept.append(baseline)
-                    n1 += 1
-                    continue
-                # rule packet.undecodable (line 21)
-                if (not (not d_error)):
-                    kept.append(baseline)
-                    n2 += 1
-                    continue
-                # rule packet.non_ip (line 25)
-                if (not d_ip):
-                    kept.append(baseline)
-                    n3 += 1
-                    continue
-                # rule packet.tls (line 29)
-                if ((d_tcp and cfg_tls_enabled) and ((0 <= d_src_port < 65536 and cfg_tls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_tls_ports[d_dst_port] != 0))):
-                    t = a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
-                    # rule tls.boundary_reset (line 17)
-                    if t.boundary_reset:
-                        kept.append(baseline)
-                        n5 += 1
-                        continue
-                    # rule tls.middle_continuation (line 21)
-                    if t.middle_continuation:
-                        kept.append(baseline)
-                        n6 += 1
-                        continue
-                    # rule tls.malformed (line 6)
-                    if t.malformed:
-                        kept.append(baseline)
-                        n7 += 1
-                        continue
-                    # rule tls.no_record (line 10)
-                    if t.no_record:
-                        kept.append(baseline)
-                        n8 += 1
-                        continue
-                    # rule tls.final_continuation (line 14)
-                    if (t.final_continuation and (cfg_tls_app_data_continuation_keep_bytes < d_payload_len)):
-                        c = (d_payload_offset + cfg_tls_app_data_continuation_keep_bytes)
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n9 += 1
-                            continue
-                        kept.append(baseline)
-                        n10 += 1
-                        continue
-                    # rule tls.appdata_start (line 22)
-                    _let1005_cut = (t.appdata_offset + (cfg_tls_app_data_keep_record_bytes if cfg_tls_app_data_keep_record_bytes <= t.appdata_visible else t.appdata_visible))
-                    if ((t.appdata_started and (not t.non_appdata_after)) and (_let1005_cut < d_payload_len)):
-                        c = (d_payload_offset + _let1005_cut)
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n11 += 1
-                            continue
-                        kept.append(baseline)
-                        n12 += 1
-                        continue
-                    kept.append(baseline)
-                    n4 += 1
-                    continue
-                # rule packet.wireguard (line 36)
-                if ((d_udp and cfg_wireguard_enabled) and ((0 <= d_src_port < 65536 and cfg_wireguard_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_wireguard_ports[d_dst_port] != 0))):
-                    w = a_wireguard.analyze(data, ts_ns, d_payload_offset, d_payload_len)
-                    # rule wireguard.handshake (line 15)
-                    if w.handshake:
-                        kept.append(baseline)
-                        n14 += 1
-                        continue
-                    # rule wireguard.transport_data (line 19)
-                    if w.transport_data:
-                        c = ((d_payload_offset + w.data_header_len) + cfg_wireguard_keep_bytes)
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n15 += 1
-                            continue
-                        kept.append(baseline)
-                        n16 += 1
-                        continue
-                    # rule wireguard.unrecognized (line 25)
-                    kept.append(baseline)
-                    n17 += 1
-                    continue
-                    kept.append(baseline)
-                    n13 += 1
-                    continue
-                # rule packet.ipsec_nat_t (line 42)
-                if ((d_udp and cfg_ipsec_enabled) and ((0 <= d_src_port < 65536 and cfg_ipsec_nat_t_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_ipsec_nat_t_ports[d_dst_port] != 0))):
-                    e = a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
-                    # rule ipsec.ike (line 17)
-                    if e.ike:
-                        kept.append(baseline)
-                        n19 += 1
-                        continue
-                    # rule ipsec.nat_keepalive (line 21)
-                    if e.nat_keepalive:
-                        kept.append(baseline)
-                        n20 += 1
-                        continue
-                    # rule ipsec.esp (line 25)
-                    if e.esp:
-                        c = ((e.esp_offset + e.header_len) + cfg_ipsec_keep_bytes)
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n21 += 1
-                            continue
-                        kept.append(baseline)
-                        n22 += 1
-                        continue
-                    # rule ipsec.unrecognized (line 31)
-                    kept.append(baseline)
-                    n23 += 1
-                    continue
-                    kept.append(baseline)
-                    n18 += 1
-                    continue
-                # rule packet.ssh (line 48)
-                if ((d_tcp and cfg_ssh_enabled) and ((0 <= d_src_port < 65536 and cfg_ssh_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_ssh_ports[d_dst_port] != 0))):
-                    s = a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
-                    # rule ssh.no_identification (line 19)
-                    if s.no_identification:
-                        kept.append(baseline)
-                        n25 += 1
-                        continue
-                    # rule ssh.unparsable (line 23)
-                    if s.lost:
-                        kept.append(baseline)
-                        n26 += 1
-                        continue
-                    # rule ssh.encrypted (line 27)
-                    if s.encrypted:
-                        c = ((d_payload_offset + s.encrypted_offset) + cfg_ssh_keep_bytes)
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n27 += 1
-                            continue
-                        kept.append(baseline)
-                        n28 += 1
-                        continue
-                    # rule ssh.key_exchange (line 33)
-                    if s.key_exchange:
-                        kept.append(baseline)
-                        n29 += 1
-                        continue
-                    kept.append(baseline)
-                    n24 += 1
-                    continue
-                # rule packet.dtls (line 56)
-                if ((((d_udp and cfg_dtls_enabled) and ((0 <= d_src_port < 65536 and cfg_dtls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_dtls_ports[d_dst_port] != 0))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
-                    x = a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
-                    # rule dtls.malformed (line 20)
-                    if x.malformed:
-                        kept.append(baseline)
-                        n31 += 1
-                        continue
-                    # rule dtls.cid_unknown (line 24)
-                    if x.cid_unknown:
-                        kept.append(baseline)
-                        n32 += 1
-                        continue
-                    # rule dtls.application_data (line 28)
-                    _let7002_cut = (x.encrypted_offset + ((x.encrypted_header_len + cfg_dtls_keep_bytes) if (x.encrypted_header_len + cfg_dtls_keep_bytes) <= x.encrypted_len else x.encrypted_len))
-                    if ((x.encrypted_started and (not x.clear_after)) and (_let7002_cut < d_payload_len)):
-                        c = (d_payload_offset + _let7002_cut)
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n33 += 1
-                            continue
-                        kept.append(baseline)
-                        n34 += 1
-                        continue
-                    # rule dtls.records_in_clear (line 35)
-                    if (not x.encrypted_started):
-                        kept.append(baseline)
-                        n35 += 1
-                        continue
-                    kept.append(baseline)
-                    n30 += 1
-                    continue
-                # rule packet.quic (line 63)
-                if ((d_udp and cfg_quic_enabled) and ((0 <= d_src_port < 65536 and cfg_quic_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_quic_ports[d_dst_port] != 0))):
-                    q = a_quic.analyze(data, ts_ns, d_ip_version, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
-                    # rule quic.version_negotiation (line 14)
-                    if q.version_negotiation:
-                        kept.append(baseline)
-                        n37 += 1
-                        continue
-                    # rule quic.google_quic (line 18)
-                    if q.google_quic:
-                        kept.append(baseline)
-                        n38 += 1
-                        continue
-                    # rule quic.unknown_version (line 22)
-                    if q.unknown_version:
-                        kept.append(baseline)
-                        n39 += 1
-                        continue
-                    # rule quic.malformed_long_header (line 26)
-                    if q.malformed:
-                        kept.append(baseline)
-                        n40 += 1
-                        continue
-                    # rule quic.bytes_after_long_headers (line 30)
-                    if q.trailing_bytes:
-                        kept.append(baseline)
-                        n41 += 1
-                        continue
-                    # rule quic.long_headers (line 34)
-                    if q.only_long_headers:
-                        kept.append(baseline)
-                        n42 += 1
-                        continue
-                    # rule quic.unknown_cid (line 38)
-                    if ((q.short_header and (not q.dcid_known)) and (cfg_quic_require_dcid_match or (not cfg_quic_allow_short_header_without_known_dcid))):
-                        kept.append(baseline)
-                        n43 += 1
-                        continue
-                    # rule quic.unknown_cid_allowed (line 43)
-                    if (q.short_header and (not q.dcid_known)):
-                        c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= 1 else 1) else (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= 1 else 1)))
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n44 += 1
-                            continue
-                        kept.append(baseline)
-                        n45 += 1
-                        continue
-                    # rule quic.dcid_truncated (line 51)
-                    if (q.short_header and (q.short_len < (1 + q.dcid_len))):
-                        kept.append(baseline)
-                        n46 += 1
-                        continue
-                    # rule quic.dcid_mismatch (line 55)
-                    if (q.short_header and (not q.dcid_matched)):
-                        kept.append(baseline)
-                        n47 += 1
-                        continue
-                    # rule quic.short_header (line 59)
-                    if q.short_header:
-                        c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len)) else (cfg_quic_short_header_keep_packet_bytes if cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len))))
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n48 += 1
-                            continue
-                        kept.append(baseline)
-                        n49 += 1
-                        continue
-                    kept.append(baseline)
-                    n36 += 1
-                    continue
-                # rule packet.esp (line 69)
-                if (((cfg_ipsec_enabled and (d_protocol == 50)) and (not d_udp)) and (not d_tcp)):
-                    e = a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
-                    # rule ipsec.ike (line 17)
-                    if e.ike:
-                        kept.append(baseline)
-                        n51 += 1
-                        continue
-                    # rule ipsec.nat_keepalive (line 21)
-                    if e.nat_keepalive:
-                        kept.append(baseline)
-                        n52 += 1
-                        continue
-                    # rule ipsec.esp (line 25)
-                    if e.esp:
-                        c = ((e.esp_offset + e.header_len) + cfg_ipsec_keep_bytes)
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n53 += 1
-                            continue
-                        kept.append(baseline)
-                        n54 += 1
-                        continue
-                    # rule ipsec.unrecognized (line 31)
-                    kept.append(baseline)
-                    n55 += 1
-                    continue
-                    kept.append(baseline)
-                    n50 += 1
-                    continue
-                # rule packet.tcp_budget (line 16)
-                if ((d_tcp and (cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
-                    fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
-                    # rule flow.over_budget (line 38)
-                    if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
-                        c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n57 += 1
-                            continue
-                        kept.append(baseline)
-                        n58 += 1
-                        continue
-                    kept.append(baseline)
-                    n56 += 1
-                    continue
-                # rule packet.udp_budget (line 22)
-                if ((d_udp and (cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
-                    fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
-                    # rule flow.over_budget (line 38)
-                    if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
-                        c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n60 += 1
-                            continue
-                        kept.append(baseline)
-                        n61 += 1
-                        continue
-                    kept.append(baseline)
-                    n59 += 1
-                    continue
-                # rule packet.ip_budget (line 28)
-                if (((cfg_flow_budget_bytes > 0) and (not d_tcp)) and (not d_udp)):
-                    fl = a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
-                    # rule flow.over_budget (line 38)
-                    if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > cfg_flow_budget_bytes)):
-                        c = (fl.payload_offset + ((cfg_flow_budget_bytes - fl.offset) if (cfg_flow_budget_bytes - fl.offset) >= cfg_flow_budget_keep_bytes else cfg_flow_budget_keep_bytes))
-                        if c < 0:
-                            c = 0
-                        if c < baseline and baseline - c >= cfg_general_min_saved_bytes_per_packet:
-                            kept.append(c)
-                            n63 += 1
-                            continue
-                        kept.append(baseline)
-                        n64 += 1
-                        continue
-                    kept.append(baseline)
-                    n62 += 1
-                    continue
-                # rule packet.tcp (line 6)
-                if d_tcp:
-                    kept.append(baseline)
-                    n65 += 1
-                    continue
-                # rule packet.udp (line 10)
-                if d_udp:
-                    kept.append(baseline)
-                    n66 += 1
-                    continue
-                # rule packet.other_ip (line 14)
-                kept.append(baseline)
-                n67 += 1
-                continue
-        finally:  # counted up to here even if an analyzer raised
-            totals = (n0, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10, n11, n12, n13, n14, n15, n16, n17, n18, n19, n20, n21, n22, n23, n24, n25, n26, n27, n28, n29, n30, n31, n32, n33, n34, n35, n36, n37, n38, n39, n40, n41, n42, n43, n44, n45, n46, n47, n48, n49, n50, n51, n52, n53, n54, n55, n56, n57, n58, n59, n60, n61, n62, n63, n64, n65, n66, n67,)
-            for k, total in enumerate(totals):
-                if total:
-                    counts[k] += total
-        return kept, captured
+    def take_counts(self, counts: list[int]) -> None:
+        totals = (self.n0, self.n1, self.n2, self.n3, self.n4, self.n5, self.n6, self.n7, self.n8, self.n9, self.n10, self.n11, self.n12, self.n13, self.n14, self.n15, self.n16, self.n17, self.n18, self.n19, self.n20, self.n21, self.n22, self.n23, self.n24, self.n25, self.n26, self.n27, self.n28, self.n29, self.n30, self.n31, self.n32, self.n33, self.n34, self.n35, self.n36, self.n37, self.n38, self.n39, self.n40, self.n41, self.n42, self.n43, self.n44, self.n45, self.n46, self.n47, self.n48, self.n49, self.n50, self.n51, self.n52, self.n53, self.n54, self.n55, self.n56, self.n57, self.n58, self.n59, self.n60, self.n61, self.n62, self.n63, self.n64, self.n65, self.n66, self.n67,)
+        for k, total in enumerate(totals):
+            if total:
+                counts[k] += total
+        self.n0 = self.n1 = self.n2 = self.n3 = self.n4 = self.n5 = self.n6 = self.n7 = self.n8 = self.n9 = self.n10 = self.n11 = self.n12 = self.n13 = self.n14 = self.n15 = self.n16 = self.n17 = self.n18 = self.n19 = self.n20 = self.n21 = self.n22 = self.n23 = self.n24 = self.n25 = self.n26 = self.n27 = self.n28 = self.n29 = self.n30 = self.n31 = self.n32 = self.n33 = self.n34 = self.n35 = self.n36 = self.n37 = self.n38 = self.n39 = self.n40 = self.n41 = self.n42 = self.n43 = self.n44 = self.n45 = self.n46 = self.n47 = self.n48 = self.n49 = self.n50 = self.n51 = self.n52 = self.n53 = self.n54 = self.n55 = self.n56 = self.n57 = self.n58 = self.n59 = self.n60 = self.n61 = self.n62 = self.n63 = self.n64 = self.n65 = self.n66 = self.n67 = 0
+
+    def decide(self, data: bytes, n: int, orig_len: int, ts_ns: int) -> int:
+        """Bytes kept of one frame; its decision counted."""
+        eff = n if n <= orig_len else orig_len
+        inconsistent = orig_len < n
+        baseline = (eff if eff <= (self.cfg_capture_default_snaplen if self.cfg_capture_default_snaplen <= self.cfg_capture_max_capture_len else self.cfg_capture_max_capture_len) else (self.cfg_capture_default_snaplen if self.cfg_capture_default_snaplen <= self.cfg_capture_max_capture_len else self.cfg_capture_max_capture_len))
+        baseline = eff if baseline > eff else (0 if baseline < 0 else baseline)
+        # rule packet.inconsistent_lengths (line 13)
+        if inconsistent:
+            self.n0 += 1
+            return baseline
+        # rule packet.unknown_link_type (line 17)
+        d_error, d_ethertype, d_vlan_tags, d_ip, d_ip_version, d_protocol, d_network_offset, d_transport_offset, d_tcp, d_udp, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags = decode_link(data, n, self.linktype)
+        if (not (d_error != 'unknown_link_type')):
+            self.n1 += 1
+            return baseline
+        # rule packet.undecodable (line 21)
+        if (not (not d_error)):
+            self.n2 += 1
+            return baseline
+        # rule packet.non_ip (line 25)
+        if (not d_ip):
+            self.n3 += 1
+            return baseline
+        # rule packet.tls (line 29)
+        if ((d_tcp and self.cfg_tls_enabled) and ((0 <= d_src_port < 65536 and self.cfg_tls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_tls_ports[d_dst_port] != 0))):
+            t = self.a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+            # rule tls.boundary_reset (line 17)
+            if t.boundary_reset:
+                self.n5 += 1
+                return baseline
+            # rule tls.middle_continuation (line 21)
+            if t.middle_continuation:
+                self.n6 += 1
+                return baseline
+            # rule tls.malformed (line 6)
+            if t.malformed:
+                self.n7 += 1
+                return baseline
+            # rule tls.no_record (line 10)
+            if t.no_record:
+                self.n8 += 1
+                return baseline
+            # rule tls.final_continuation (line 14)
+            if (t.final_continuation and (self.cfg_tls_app_data_continuation_keep_bytes < d_payload_len)):
+                c = (d_payload_offset + self.cfg_tls_app_data_continuation_keep_bytes)
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n9 += 1
+                    return c
+                self.n10 += 1
+                return baseline
+            # rule tls.appdata_start (line 22)
+            _let1005_cut = (t.appdata_offset + (self.cfg_tls_app_data_keep_record_bytes if self.cfg_tls_app_data_keep_record_bytes <= t.appdata_visible else t.appdata_visible))
+            if ((t.appdata_started and (not t.non_appdata_after)) and (_let1005_cut < d_payload_len)):
+                c = (d_payload_offset + _let1005_cut)
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n11 += 1
+                    return c
+                self.n12 += 1
+                return baseline
+            self.n4 += 1
+            return baseline
+        # rule packet.wireguard (line 36)
+        if ((d_udp and self.cfg_wireguard_enabled) and ((0 <= d_src_port < 65536 and self.cfg_wireguard_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_wireguard_ports[d_dst_port] != 0))):
+            w = self.a_wireguard.analyze(data, ts_ns, d_payload_offset, d_payload_len)
+            # rule wireguard.handshake (line 15)
+            if w.handshake:
+                self.n14 += 1
+                return baseline
+            # rule wireguard.transport_data (line 19)
+            if w.transport_data:
+                c = ((d_payload_offset + w.data_header_len) + self.cfg_wireguard_keep_bytes)
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n15 += 1
+                    return c
+                self.n16 += 1
+                return baseline
+            # rule wireguard.unrecognized (line 25)
+            self.n17 += 1
+            return baseline
+            self.n13 += 1
+            return baseline
+        # rule packet.ipsec_nat_t (line 42)
+        if ((d_udp and self.cfg_ipsec_enabled) and ((0 <= d_src_port < 65536 and self.cfg_ipsec_nat_t_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_ipsec_nat_t_ports[d_dst_port] != 0))):
+            e = self.a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
+            # rule ipsec.ike (line 17)
+            if e.ike:
+                self.n19 += 1
+                return baseline
+            # rule ipsec.nat_keepalive (line 21)
+            if e.nat_keepalive:
+                self.n20 += 1
+                return baseline
+            # rule ipsec.esp (line 25)
+            if e.esp:
+                c = ((e.esp_offset + e.header_len) + self.cfg_ipsec_keep_bytes)
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n21 += 1
+                    return c
+                self.n22 += 1
+                return baseline
+            # rule ipsec.unrecognized (line 31)
+            self.n23 += 1
+            return baseline
+            self.n18 += 1
+            return baseline
+        # rule packet.ssh (line 48)
+        if ((d_tcp and self.cfg_ssh_enabled) and ((0 <= d_src_port < 65536 and self.cfg_ssh_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_ssh_ports[d_dst_port] != 0))):
+            s = self.a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+            # rule ssh.no_identification (line 19)
+            if s.no_identification:
+                self.n25 += 1
+                return baseline
+            # rule ssh.unparsable (line 23)
+            if s.lost:
+                self.n26 += 1
+                return baseline
+            # rule ssh.encrypted (line 27)
+            if s.encrypted:
+                c = ((d_payload_offset + s.encrypted_offset) + self.cfg_ssh_keep_bytes)
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n27 += 1
+                    return c
+                self.n28 += 1
+                return baseline
+            # rule ssh.key_exchange (line 33)
+            if s.key_exchange:
+                self.n29 += 1
+                return baseline
+            self.n24 += 1
+            return baseline
+        # rule packet.dtls (line 56)
+        if ((((d_udp and self.cfg_dtls_enabled) and ((0 <= d_src_port < 65536 and self.cfg_dtls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_dtls_ports[d_dst_port] != 0))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
+            x = self.a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
+            # rule dtls.malformed (line 20)
+            if x.malformed:
+                self.n31 += 1
+                return baseline
+            # rule dtls.cid_unknown (line 24)
+            if x.cid_unknown:
+                self.n32 += 1
+                return baseline
+            # rule dtls.application_data (line 28)
+            _let7002_cut = (x.encrypted_offset + ((x.encrypted_header_len + self.cfg_dtls_keep_bytes) if (x.encrypted_header_len + self.cfg_dtls_keep_bytes) <= x.encrypted_len else x.encrypted_len))
+            if ((x.encrypted_started and (not x.clear_after)) and (_let7002_cut < d_payload_len)):
+                c = (d_payload_offset + _let7002_cut)
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n33 += 1
+                    return c
+                self.n34 += 1
+                return baseline
+            # rule dtls.records_in_clear (line 35)
+            if (not x.encrypted_started):
+                self.n35 += 1
+                return baseline
+            self.n30 += 1
+            return baseline
+        # rule packet.quic (line 63)
+        if ((d_udp and self.cfg_quic_enabled) and ((0 <= d_src_port < 65536 and self.cfg_quic_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_quic_ports[d_dst_port] != 0))):
+            q = self.a_quic.analyze(data, ts_ns, d_ip_version, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
+            # rule quic.version_negotiation (line 14)
+            if q.version_negotiation:
+                self.n37 += 1
+                return baseline
+            # rule quic.google_quic (line 18)
+            if q.google_quic:
+                self.n38 += 1
+                return baseline
+            # rule quic.unknown_version (line 22)
+            if q.unknown_version:
+                self.n39 += 1
+                return baseline
+            # rule quic.malformed_long_header (line 26)
+            if q.malformed:
+                self.n40 += 1
+                return baseline
+            # rule quic.bytes_after_long_headers (line 30)
+            if q.trailing_bytes:
+                self.n41 += 1
+                return baseline
+            # rule quic.long_headers (line 34)
+            if q.only_long_headers:
+                self.n42 += 1
+                return baseline
+            # rule quic.unknown_cid (line 38)
+            if ((q.short_header and (not q.dcid_known)) and (self.cfg_quic_require_dcid_match or (not self.cfg_quic_allow_short_header_without_known_dcid))):
+                self.n43 += 1
+                return baseline
+            # rule quic.unknown_cid_allowed (line 43)
+            if (q.short_header and (not q.dcid_known)):
+                c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (self.cfg_quic_short_header_keep_packet_bytes if self.cfg_quic_short_header_keep_packet_bytes >= 1 else 1) else (self.cfg_quic_short_header_keep_packet_bytes if self.cfg_quic_short_header_keep_packet_bytes >= 1 else 1)))
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n44 += 1
+                    return c
+                self.n45 += 1
+                return baseline
+            # rule quic.dcid_truncated (line 51)
+            if (q.short_header and (q.short_len < (1 + q.dcid_len))):
+                self.n46 += 1
+                return baseline
+            # rule quic.dcid_mismatch (line 55)
+            if (q.short_header and (not q.dcid_matched)):
+                self.n47 += 1
+                return baseline
+            # rule quic.short_header (line 59)
+            if q.short_header:
+                c = ((d_payload_offset + q.short_offset) + (q.short_len if q.short_len <= (self.cfg_quic_short_header_keep_packet_bytes if self.cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len)) else (self.cfg_quic_short_header_keep_packet_bytes if self.cfg_quic_short_header_keep_packet_bytes >= (1 + q.dcid_len) else (1 + q.dcid_len))))
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n48 += 1
+                    return c
+                self.n49 += 1
+                return baseline
+            self.n36 += 1
+            return baseline
+        # rule packet.esp (line 69)
+        if (((self.cfg_ipsec_enabled and (d_protocol == 50)) and (not d_udp)) and (not d_tcp)):
+            e = self.a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
+            # rule ipsec.ike (line 17)
+            if e.ike:
+                self.n51 += 1
+                return baseline
+            # rule ipsec.nat_keepalive (line 21)
+            if e.nat_keepalive:
+                self.n52 += 1
+                return baseline
+            # rule ipsec.esp (line 25)
+            if e.esp:
+                c = ((e.esp_offset + e.header_len) + self.cfg_ipsec_keep_bytes)
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n53 += 1
+                    return c
+                self.n54 += 1
+                return baseline
+            # rule ipsec.unrecognized (line 31)
+            self.n55 += 1
+            return baseline
+            self.n50 += 1
+            return baseline
+        # rule packet.tcp_budget (line 16)
+        if ((d_tcp and (self.cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
+            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+            # rule flow.over_budget (line 38)
+            if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
+                c = (fl.payload_offset + ((self.cfg_flow_budget_bytes - fl.offset) if (self.cfg_flow_budget_bytes - fl.offset) >= self.cfg_flow_budget_keep_bytes else self.cfg_flow_budget_keep_bytes))
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n57 += 1
+                    return c
+                self.n58 += 1
+                return baseline
+            self.n56 += 1
+            return baseline
+        # rule packet.udp_budget (line 22)
+        if ((d_udp and (self.cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
+            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+            # rule flow.over_budget (line 38)
+            if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
+                c = (fl.payload_offset + ((self.cfg_flow_budget_bytes - fl.offset) if (self.cfg_flow_budget_bytes - fl.offset) >= self.cfg_flow_budget_keep_bytes else self.cfg_flow_budget_keep_bytes))
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n60 += 1
+                    return c
+                self.n61 += 1
+                return baseline
+            self.n59 += 1
+            return baseline
+        # rule packet.ip_budget (line 28)
+        if (((self.cfg_flow_budget_bytes > 0) and (not d_tcp)) and (not d_udp)):
+            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+            # rule flow.over_budget (line 38)
+            if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
+                c = (fl.payload_offset + ((self.cfg_flow_budget_bytes - fl.offset) if (self.cfg_flow_budget_bytes - fl.offset) >= self.cfg_flow_budget_keep_bytes else self.cfg_flow_budget_keep_bytes))
+                if c < 0:
+                    c = 0
+                if c < baseline and baseline - c >= self.cfg_general_min_saved_bytes_per_packet:
+                    self.n63 += 1
+                    return c
+                self.n64 += 1
+                return baseline
+            self.n62 += 1
+            return baseline
+        # rule packet.tcp (line 6)
+        if d_tcp:
+            self.n65 += 1
+            return baseline
+        # rule packet.udp (line 10)
+        if d_udp:
+            self.n66 += 1
+            return baseline
+        # rule packet.other_ip (line 14)
+        self.n67 += 1
+        return baseline

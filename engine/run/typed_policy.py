@@ -34,12 +34,14 @@ class TypedEvaluator(Evaluator):
         super().__init__(self.evaluate_one, decisions, analyzers, f"# typed: {name}", None,
                          typed.evaluate_batch, None)  # fmt: skip
         self.typed = typed  # the module's TypedPolicy
+        self.evaluate_records = typed.evaluate_records
 
     def evaluate_one(self, data: bytes, orig_len: int, ts_ns: int) -> tuple[int, int]:
         """``evaluate`` for one frame (tools and tests; runs call ``evaluate_batch``)."""
         counts = [0] * len(self.decisions)
-        lengths, _ = self.typed.evaluate_batch([(ts_ns, data, orig_len)], counts)
-        return lengths[0], counts.index(1)
+        kept = self.typed.decide(data, len(data), orig_len, ts_ns)
+        self.typed.take_counts(counts)
+        return kept, counts.index(1)
 
     def use_link_type(self, linktype: int) -> None:
         if linktype != self.linktype:

@@ -11,12 +11,14 @@ record cost more than everything else the writer does.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from types import TracebackType
 from typing import BinaryIO
 
 from pcapconstrictor.engine.sinks.output_file import OutputFile, OutputFileRefused, create_output_file
+from pcapconstrictor.engine.sources.pcap_records import PcapRecords, cut_records
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.derived import pcap
 
@@ -72,7 +74,7 @@ class PcapWriter:
         self.records_saved = 0
         self._flushed = 0
         self._buffer_size = buffer_size
-        self._parts: list[bytes] = []  # whole records, not yet handed to the OS
+        self._parts: list[bytes | memoryview] = []  # whole records, not yet handed to the OS
         self._pending = 0  # their size in bytes
         self._pack_record = _RECORD_HEADER.whole_struct().pack
         self._failed = False
@@ -135,6 +137,22 @@ class PcapWriter:
         if self._pending >= self._buffer_size:
             self.flush()
 
+    @property
+    def takes_records(self) -> bool:
+        """Whether :meth:`write_records` applies: a run of input records is what
+        :meth:`write_batch` writes for their frames (a subclass that writes records of its own
+        format, pcapng or the input's header, writes frame by frame)."""
+        return type(self).write_batch is PcapWriter.write_batch
+
+    def write_records(self, records: PcapRecords, cuts: list[int]) -> None:
+        """Append a run of input records as they are, but each record at offset ``cuts[2 i]``
+        cut to ``cuts[2 i + 1]`` bytes (engine/sources/pcap_records.py)."""
+        self._check_open()
+        self._pending += cut_records(records, cuts, self._parts)
+        self.records += records.count
+        if self._pending >= self._buffer_size:
+            self.flush()
+
     def _check_open(self) -> None:
         if self._file is None:
             raise ValueError(f"write to closed output file '{self.path}'")
@@ -190,21 +208,17 @@ class PcapWriter:
             self._pending = 0
         if not self._parts or self._file is None:
             return
-        view = memoryview(b"".join(self._parts))
         try:
-            done = 0
-            while done < len(view):
-                n = self._file.write(view[done:])
-                done += len(view) - done if n is None else n
-            if not self._close_file:
+            if self.output is not None:  # our own unbuffered file: the parts as they are
+                _write_parts(self.output.fileno(), self._parts)
+            else:
+                _write_all(self._file, b"".join(self._parts))
                 self._file.flush()
         except OSError as exc:
             self._failed = True  # the file may end mid-record: cut it back, stop writing to it
             if self.output is not None:
                 self.output.cut_to(self._flushed)
             raise PcapWriteError(_os_error("write", self.path, exc)) from None
-        finally:
-            view.release()
         self.records_saved = self.records
         self._flushed += self._pending
         self._parts.clear()
@@ -235,3 +249,32 @@ class PcapWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
+
+
+def _write_parts(fd: int, parts: list[bytes | memoryview]) -> None:
+    """All of ``parts`` to ``fd`` with writev (no join: a run of input records is not copied)."""
+    start = 0
+    while start < len(parts):
+        batch = parts[start : start + _IOV_MAX]
+        done = os.writev(fd, batch)
+        if done == sum(map(len, batch)):  # the usual case: no part to look at one by one
+            start += len(batch)
+            continue
+        while done >= len(parts[start]):
+            done -= len(parts[start])
+            start += 1
+        parts[start] = memoryview(parts[start])[done:]  # written in part: the rest goes next
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        done = 0
+        while done < len(view):
+            n = file.write(view[done:])
+            done += len(view) - done if n is None else n
+    finally:
+        view.release()

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from pcapconstrictor.formats.derived import pcap, pcapng
 
+from .pcap_records import PcapRecords, whole_records
 from .record_batch import RecordBatch
 
 _FILE_HEADER = {False: pcap.pcap_file_header_le, True: pcap.pcap_file_header_be}
@@ -164,11 +165,13 @@ class PcapReader:
         for batch in self.batches():
             yield from batch
 
-    def batches(self) -> Iterator[list[tuple[int, bytes, int]]]:
+    def batches(self, records: bool = False) -> Iterator[list[tuple[int, bytes, int]] | PcapRecords]:
         """The records as lists of ``(ts_ns, data, orig_len)``, one list per
         chunk read; at the first bad record, the good ones before it come as a
         last list, then the §12.1 error is raised.  Single pass: the reader is
-        a stream (stdin included), not a file view."""
+        a stream (stdin included), not a file view.  With ``records``, a little-endian
+        microsecond file's chunks come as :class:`PcapRecords` runs left in the buffer
+        as far as they are whole and regular, frame lists for the rest."""
         unpack = self._record_unpacker()
         to_ns = 1 if self.nanosecond else 1000
         per_sec = 1_000_000_000 if self.nanosecond else 1_000_000
@@ -180,8 +183,15 @@ class PcapReader:
         verbatim = not self.big_endian and not self.nanosecond and not self._lengths_reordered()
         linktype = self.linktype
         largest = self.max_record_len
+        runs = records and verbatim
         while True:
             end = len(buf)
+            if runs and pos < end:
+                stop, count = whole_records(buf, pos, largest)
+                if count:
+                    yield PcapRecords(buf, pos, stop, count, linktype)
+                    index += count
+                    pos = stop
             frames = RecordBatch()
             if linktype != pcap.LINKTYPE_ETHERNET:
                 frames.linktype = linktype

@@ -1,0 +1,108 @@
+"""Runs of classic PCAP records left in the read buffer (issue 21: zero-copy framing).
+
+A little-endian, microsecond PCAP input is already, record for record, what our writer
+writes for a frame kept whole.  So the reader need not cut a frame and build a tuple per
+record: it finds how far the buffer holds whole, regular records and hands that run on as
+:class:`PcapRecords`; the typed evaluator reads each header and payload in place, and the
+writer copies the run, rewriting the header of a cut record only.  Compiled with mypyc
+(engine/compiled.py): the walks below cost a few nanoseconds per record.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pcapconstrictor.formats.derived import pcap
+
+_HEADER: Final = pcap.pcaprec_hdr_le
+HEADER_SIZE: Final = _HEADER.size
+_SEC: Final = _HEADER.little_endian_at("ts_sec", 4)
+_USEC: Final = _HEADER.little_endian_at("ts_usec", 4)
+_INCL: Final = _HEADER.little_endian_at("incl_len", 4)
+_ORIG: Final = _HEADER.little_endian_at("orig_len", 4)
+_USEC_PER_SEC: Final = 1_000_000
+assert _ORIG == _INCL + 4 == HEADER_SIZE - 4, "cut_records rewrites incl_len between the two"
+
+
+class PcapRecords:
+    """``count`` whole records back to back in ``buf[first:stop]``, each little-endian with
+    ts_usec below 10**6 and incl_len at most orig_len and the reader's bound: a batch of
+    frames with no frame object in it (:meth:`frames` makes them, for whoever needs them)."""
+
+    def __init__(self, buf: bytes, first: int, stop: int, count: int, linktype: int) -> None:
+        self.buf = buf
+        self.first = first
+        self.stop = stop
+        self.count = count
+        self.linktype = linktype
+
+    def __len__(self) -> int:
+        return self.count
+
+    def frames(self) -> list[tuple[int, bytes, int]]:
+        """The records as ``(ts_ns, data, orig_len)`` frames."""
+        out: list[tuple[int, bytes, int]] = []
+        buf = self.buf
+        pos = self.first
+        while pos < self.stop:
+            sec, usec, incl, orig = record_header(buf, pos)
+            start = pos + HEADER_SIZE
+            pos = start + incl
+            out.append(((sec * _USEC_PER_SEC + usec) * 1000, buf[start:pos], orig))
+        return out
+
+
+def record_header(buf: bytes, pos: int) -> tuple[int, int, int, int]:
+    """``(ts_sec, ts_usec, incl_len, orig_len)`` of the little-endian header at ``pos``
+    (each field spelt out: compiled, a call per field costs more than its four bytes)."""
+    a = pos + _SEC
+    b = pos + _USEC
+    c = pos + _INCL
+    d = pos + _ORIG
+    return (buf[a] | buf[a + 1] << 8 | buf[a + 2] << 16 | buf[a + 3] << 24,
+            buf[b] | buf[b + 1] << 8 | buf[b + 2] << 16 | buf[b + 3] << 24,
+            buf[c] | buf[c + 1] << 8 | buf[c + 2] << 16 | buf[c + 3] << 24,
+            buf[d] | buf[d + 1] << 8 | buf[d + 2] << 16 | buf[d + 3] << 24)  # fmt: skip
+
+
+def whole_records(buf: bytes, pos: int, largest: int) -> tuple[int, int]:
+    """``(stop, count)``: the run of records from ``pos`` that lie whole in ``buf`` and are
+    regular (ts_usec < 10**6, incl_len <= orig_len and <= ``largest``); the record at
+    ``stop``, if any, is cut short by the buffer's end or is not regular (the reader's
+    frame-by-frame path completes it, refuses it or takes it as it is)."""
+    end = len(buf)
+    count = 0
+    while pos + HEADER_SIZE <= end:
+        _, usec, incl, orig = record_header(buf, pos)
+        stop = pos + HEADER_SIZE + incl
+        if stop > end or incl > orig or incl > largest or usec >= _USEC_PER_SEC:
+            break
+        pos = stop
+        count += 1
+    return pos, count
+
+
+def cut_records(records: PcapRecords, cuts: list[int], parts: list[bytes | memoryview]) -> int:
+    """Append to ``parts`` the records of ``records`` as the writer writes them: runs kept
+    whole as views of the buffer (no copy); each record whose offset is ``cuts[2 i]`` with its
+    header's incl_len set to ``cuts[2 i + 1]`` and its payload cut to that.  Returns the bytes
+    appended."""
+    buf = records.buf
+    view = memoryview(buf)
+    run = records.first
+    total = 0
+    for i in range(0, len(cuts), 2):
+        at = cuts[i]
+        kept = cuts[i + 1]
+        # the run before the record and its header up to incl_len; the new incl_len; the rest
+        # of the header (orig_len) and the payload's first bytes, which follow it in the buffer
+        parts.append(view[run : at + _INCL])
+        parts.append(kept.to_bytes(4, "little"))
+        start = at + HEADER_SIZE
+        parts.append(view[at + _ORIG : start + kept])
+        total += at - run + HEADER_SIZE + kept
+        run = start + record_header(buf, at)[2]
+    if records.stop > run:
+        parts.append(view[run : records.stop])
+        total += records.stop - run
+    return total
