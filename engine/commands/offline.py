@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 
+from pcapconstrictor.engine.run import collector
 from pcapconstrictor.engine.run import options as run_options
 from pcapconstrictor.engine.run.pipeline import batches_for, make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriteError
@@ -69,6 +70,7 @@ def _offline(opts: dict) -> int:
         except run_options.SetupError as e:
             writer.close()
             raise Failure(str(e)) from None
+        collector.settle()
         progress = _Progress() if sys.stderr.isatty() else None
         seen = [0]  # input frames read, when a filter selects among them
         error = None

@@ -23,6 +23,7 @@ from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.derived import link as link_format
 
+from . import collector
 from .figures import figures_of
 from .monitor import MetricsEndpoint, MetricsError, RunMonitor
 from .notify import ServiceNotifier
@@ -250,6 +251,7 @@ def record(config: Config, policy, opts: dict, stop: StopRequest, backend) -> in
     notifier = ServiceNotifier()
     monitor = RunMonitor(lambda: figures_of(final_stats(pipeline, backend), pipeline, backend, writer),
                          metrics.publisher(), notifier if notifier.enabled else None, time.monotonic())
+    collector.settle()
     notifier.ready("capturing")  # the socket and the output are open (systemd Type=notify)
     try:
         return _capture(config, backend, pipeline, writer, stop, progress, log, monitor, out)

@@ -17,6 +17,7 @@ from pcapconstrictor.engine.sinks.pcap_writer import OutputRefusedError, PcapWri
 from pcapconstrictor.engine.sources.packet_socket import CaptureError
 from pcapconstrictor.formats.derived import linux_packet as lp
 
+from . import collector
 from .live import LiveLoop, StopRequest, final_stats
 from .pipeline import Pipeline, make_pipeline
 from .worker_progress import worker_monitor
@@ -168,6 +169,7 @@ def _record(index: int, config: Config, policy, opts: dict, stop: StopRequest, c
         monitor = worker_monitor(config, conn, pipeline, backend, writer)  # its figures to the parent
         loop = LiveLoop(config, FramesSinceStart(backend, start_ns), counted, writer, stop, None,
                         link_reports=index == 0, monitor=monitor)  # one link-down report, not one per worker
+        collector.settle()
         try:
             reason = loop.run()
         except CaptureError as e:
