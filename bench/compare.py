@@ -8,9 +8,7 @@ form: Enhanced Packet Blocks rewritten as PCAP records, as ours and tcpdump do).
 synthetic inputs of the protocols beyond TLS/QUIC are built by bench/protocol_inputs.py.
 
 Every contender writes a new file (the last one's output is removed first, untimed: a
-truncate inside a timed run would charge it with freeing the previous output's page cache),
-and starts with no dirty page left to write back (``sync``, untimed: the kernel throttles a
-writer while the previous contender's ~1 GB is still going to disk).
+truncate inside a timed run would charge it with freeing the previous output's page cache).
 ``sink="null"`` sends every output to /dev/null instead (ours ``--output -``, tcpdump ``-w -``):
 on a VM the kernel's cost of filling a fresh file's page cache swings ~3x between identical
 runs, more than everything else a run does; without it the figures compare the work itself.
@@ -48,8 +46,6 @@ def compare_input(path: str, packets: int, pythons: dict[str, str], workdir: str
     def fresh() -> str:
         if os.path.exists(out):
             os.unlink(out)
-        if not null:
-            os.sync()
         return "-" if null else out
 
     for _ in range(rounds):
