@@ -26,7 +26,7 @@ from offline import CONFIG
 from protocol_inputs import SECTIONS
 
 from pcapconstrictor.engine.config import output_snaplen, parse_config_text
-from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.run.pipeline import batches_for, make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
 from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import load_policy, shipped_policy_path
@@ -48,7 +48,7 @@ def run_once(path: str, out: str, extra: str) -> tuple[float, int, int]:
     with PcapReader(path) as reader, PcapWriter(out, output_snaplen(config)) as writer:
         pipeline = make_pipeline(rules, config, writer)
         start = os.times().user
-        for batch in reader.batches():  # as the offline command does
+        for batch in batches_for(pipeline, reader):  # as the offline command does
             pipeline.run_batch(batch)
         writer.flush()
         took = os.times().user - start

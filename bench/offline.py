@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from pcapconstrictor.engine.config import output_snaplen, parse_config_text
-from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.run.pipeline import batches_for, make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
 from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.grammar import load_policy, shipped_policy_path
@@ -69,7 +69,7 @@ def ours(path: str, out: str, policy: str) -> tuple[int, int]:
     rules = load_policy(shipped_policy_path(policy))
     with PcapReader(path) as reader, PcapWriter(out, output_snaplen(config)) as writer:
         pipeline = make_pipeline(rules, config, writer)
-        for batch in reader.batches():  # as the offline command does
+        for batch in batches_for(pipeline, reader):  # as the offline command does
             pipeline.run_batch(batch)
     return pipeline.packets, pipeline.bytes_output
 
