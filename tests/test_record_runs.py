@@ -28,16 +28,20 @@ from pcapconstrictor.engine.sources.pcap_records import PcapRecords, whole_recor
 PCAPS = [p for p in CAPTURES if p.suffix == ".pcap"]
 
 
-def _run(path: Path | str, out: Path, config_text: str, runs: bool, monkeypatch) -> tuple:
-    """Output bytes, stats, decision counts and batch kinds of one offline run over ``path``."""
+def _run(path: Path | str, out: Path, config_text: str, runs: bool, monkeypatch,
+         writer_for=None) -> tuple:  # fmt: skip
+    """Output bytes, stats, decision counts and batch kinds of one offline run over ``path``
+    (``writer_for(reader)``: the writer, else a PcapWriter as the offline command opens)."""
     monkeypatch.setattr(pipeline_module, "RECORD_RUNS", runs)
     config = parse_config_text(config_text, "(test)")
     evaluator = evaluator_for(prepare_policy(config), config)
     kinds, error = [], None
-    with PcapReader(str(path)) as reader, PcapWriter(str(out), output_snaplen(config),
-                                                     linktype=reader.linktype) as writer:  # fmt: skip
+    if writer_for is None:
+        def writer_for(reader):
+            return PcapWriter(str(out), output_snaplen(config), linktype=reader.linktype)
+    with PcapReader(str(path)) as reader, writer_for(reader) as writer:
         pipeline = pipeline_module.Pipeline(evaluator, writer)
-        assert pipeline.takes_records is runs
+        assert pipeline.takes_records is (runs and writer.takes_records)
         try:
             for batch in pipeline_module.batches_for(pipeline, reader):
                 kinds.append(type(batch).__name__)
@@ -152,3 +156,30 @@ def test_the_writer_finishes_a_run_that_the_os_takes_in_small_pieces(tmp_path, m
     got = _run(path, tmp_path / "runs.pcap", "", True, monkeypatch)
     assert got[:4] == expected[:4]
     assert len(calls) > 100  # the file went out 7 bytes at a time
+
+
+def test_the_main_tools_writer_takes_runs_of_a_little_endian_microsecond_input(tmp_path, monkeypatch):
+    """``constrict`` keeps its input's file header; its records are ours when the input's are."""
+    from pcapconstrictor.engine.sinks.input_header_pcap_writer import InputHeaderPcapWriter
+
+    records = _tls_records(20)
+    big = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1) + b"".join(
+        struct.pack(">IIII", sec, usec, len(data), orig) + data for sec, usec, data, orig in records)
+    nano = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1) + _pcap(records)[24:]
+    (tmp_path / "big.pcap").write_bytes(big)
+    (tmp_path / "nano.pcap").write_bytes(nano)
+    taken = 0
+    for path in [*PCAPS, tmp_path / "big.pcap", tmp_path / "nano.pcap"]:
+        def keep_header(reader, out=tmp_path / "main.pcap"):
+            return InputHeaderPcapWriter(str(out), reader)
+
+        frames = _run(path, tmp_path / "main.pcap", "", False, monkeypatch, keep_header)
+        runs = _run(path, tmp_path / "main.pcap", "", True, monkeypatch, keep_header)
+        assert runs[:4] == frames[:4], path
+        taken += "PcapRecords" in runs[4]
+        with PcapReader(str(path)) as reader:
+            writer = keep_header(reader)
+            assert writer.takes_records == (not reader.big_endian and not reader.nanosecond)
+            writer.close()
+    assert taken > len(PCAPS) // 2
+

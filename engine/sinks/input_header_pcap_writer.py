@@ -28,6 +28,7 @@ class InputHeaderPcapWriter(PcapWriter):
         magic = pcap.MAGIC_NANOSECONDS if reader.nanosecond else pcap.MAGIC_MICROSECONDS
         self._header = _FILE_HEADER[big].whole_struct().pack(
             magic, major, minor, reader.thiszone, reader.sigfigs, reader.snaplen, reader.linktype)
+        self._big = big
         self._tick = 1 if reader.nanosecond else 1000  # ns per unit of the fraction field
         self._per_sec = 1_000_000_000 // self._tick
         self._record_pack = _RECORD_HEADER[big].whole_struct().pack
@@ -35,6 +36,12 @@ class InputHeaderPcapWriter(PcapWriter):
 
     def file_header(self) -> bytes:
         return self._header
+
+    @property
+    def takes_records(self) -> bool:
+        """A little-endian microsecond input's records are, byte for byte, what
+        :meth:`write_batch` writes for their frames: runs of them may be copied."""
+        return not self._big and self._tick == 1000
 
     def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                     lengths: Sequence[int]) -> None:  # fmt: skip
