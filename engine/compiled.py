@@ -10,6 +10,7 @@ result is byte-identical, only slower.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 # modules of the package compiled by setup.py (a literal: setup.py reads it without importing us)
 MYPYC_MODULES = (
@@ -30,10 +31,14 @@ def compiled_modules() -> list[str]:
     """The modules of MYPYC_MODULES that this install runs compiled."""
     out = []
     for name in MYPYC_MODULES:
-        module = importlib.import_module(f"pcapconstrictor.{name}")
-        if not (module.__file__ or "").endswith(".py"):
+        if is_compiled(importlib.import_module(f"pcapconstrictor.{name}")):
             out.append(name)
     return out
+
+
+def is_compiled(module: ModuleType) -> bool:
+    """Whether ``module`` was loaded from a compiled extension, not its ``.py`` source."""
+    return not (module.__file__ or "").endswith(".py")
 
 
 def build_description() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from pcapconstrictor.engine.compiled import is_compiled
 from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.sources import pcap_records
 from pcapconstrictor.engine.sources.pcap_reader import PcapReader
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 BATCH = 4096  # frames per evaluate_batch call when the source gives them one by one
 # Runs of records in place pay off compiled only: interpreted, reading a header byte by byte
 # costs more than the struct call and the tuple of the frame-by-frame path.
-RECORD_RUNS = not (pcap_records.__file__ or "").endswith(".py")
+RECORD_RUNS = is_compiled(pcap_records)
 
 
 class Pipeline:
