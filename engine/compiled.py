@@ -24,6 +24,8 @@ MYPYC_MODULES = (
     "engine.run.shipped_bulk",
     # classic PCAP records read and written in place (issue 21; engine/run/pipeline.py)
     "engine.sources.pcap_records",
+    # pcapng packets read in place, and frames written as PCAP records or pcapng blocks
+    "engine.sources.pcapng_packets", "engine.sinks.frame_records",
 )
 
 

@@ -143,7 +143,9 @@ def make_pipeline(policy: Policy | CachedPolicy, config: Config, writer, decisio
 
 def batches_for(pipeline: Pipeline, reader: object) -> Iterable:
     """``reader.batches()`` as ``pipeline`` takes them best: a classic PCAP reader hands on
-    runs of records in place when the pipeline :attr:`~Pipeline.takes_records`."""
-    if pipeline.takes_records and isinstance(reader, PcapReader):
+    runs of records in place when they are read compiled; the pipeline decides and writes
+    them in place when it :attr:`~Pipeline.takes_records`, else makes their frames
+    (compiled too: faster than the reader's frame-by-frame loop)."""
+    if RECORD_RUNS and isinstance(reader, PcapReader):
         return reader.batches(records=True)
     return reader.batches()

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from pcapconstrictor.formats.derived import pcap
 
+from .frame_records import pcap_records
 from .pcap_writer import PcapWriter
 
 _FILE_HEADER = {False: pcap.pcap_file_header_le, True: pcap.pcap_file_header_be}
-_RECORD_HEADER = {False: pcap.pcaprec_hdr_le, True: pcap.pcaprec_hdr_be}
 
 
 class InputHeaderPcapWriter(PcapWriter):
@@ -30,8 +30,6 @@ class InputHeaderPcapWriter(PcapWriter):
             magic, major, minor, reader.thiszone, reader.sigfigs, reader.snaplen, reader.linktype)
         self._big = big
         self._tick = 1 if reader.nanosecond else 1000  # ns per unit of the fraction field
-        self._per_sec = 1_000_000_000 // self._tick
-        self._record_pack = _RECORD_HEADER[big].whole_struct().pack
         super().__init__(path, reader.snaplen, linktype=reader.linktype)
 
     def file_header(self) -> bytes:
@@ -47,12 +45,7 @@ class InputHeaderPcapWriter(PcapWriter):
                     lengths: Sequence[int]) -> None:  # fmt: skip
         """One record per frame ``(ts_ns, data, orig_len)``: its first ``lengths[i]`` bytes."""
         payloads = self._payloads(frames, lengths)
-        pack, append = self._record_pack, self._parts.append
-        for (ts_ns, _, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
-            sec, frac = divmod(ts_ns // self._tick, self._per_sec)
-            append(pack(sec & 0xFFFFFFFF, frac, incl_len, max(orig_len, incl_len)))
-            append(data)
-        self._pending += _RECORD_HEADER[False].size * len(lengths) + sum(lengths)
+        self._pending += pcap_records(frames, lengths, payloads, self._parts, self._big, self._tick == 1)
         self.records += len(lengths)
         if self._pending >= self._buffer_size:
             self.flush()

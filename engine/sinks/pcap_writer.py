@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import BinaryIO
 
+from pcapconstrictor.engine.sinks.frame_records import kept_payloads, pcap_records
 from pcapconstrictor.engine.sinks.output_file import OutputFile, OutputFileRefused, create_output_file
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords, cut_records
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
@@ -42,12 +43,6 @@ class OutputRefusedError(PcapWriteError):
 
 def _os_error(action: str, path: str, exc: OSError) -> str:
     return f"failed to {action} output file '{path}': {exc.strerror or exc}"
-
-
-def _cut(data: bytes | memoryview, incl_len: int) -> bytes:
-    if incl_len > len(data):
-        raise ValueError(f"incl_len {incl_len} exceeds the {len(data)} byte(s) of packet data")
-    return bytes(data[:incl_len])  # a view may be reused by its source: keep a copy
 
 
 def global_header(snaplen: int, linktype: int = pcap.LINKTYPE_ETHERNET) -> bytes:
@@ -126,13 +121,7 @@ class PcapWriter:
             self._write_records(frames, lengths, records)
             return
         payloads = self._payloads(frames, lengths)
-        append = self._parts.append
-        pack = self._pack_record
-        for (ts_ns, _, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
-            sec, usec = divmod(ts_ns // 1000, 1_000_000)
-            append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
-            append(data)
-        self._pending += _RECORD_SIZE * len(lengths) + sum(lengths)
+        self._pending += pcap_records(frames, lengths, payloads, self._parts)
         self.records += len(lengths)
         if self._pending >= self._buffer_size:
             self.flush()
@@ -189,12 +178,10 @@ class PcapWriter:
 
     def _payloads(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                   lengths: Sequence[int]) -> list[bytes]:  # fmt: skip
-        """The bytes each record carries: the first ``lengths[i]`` of frame i's
-        data, as ``bytes`` of their own (all checked before anything is buffered:
-        a length past its data, or a count that differs, raises ValueError)."""
+        """The bytes each record carries (engine/sinks/frame_records.py), checked before
+        anything is buffered."""
         self._check_open()
-        return [data if n == len(data) and data.__class__ is bytes else _cut(data, n)
-                for (_, data, _), n in zip(frames, lengths, strict=True)]  # fmt: skip
+        return kept_payloads(frames, lengths)
 
     @property
     def bytes_written(self) -> int:

@@ -18,13 +18,10 @@ from collections.abc import Sequence
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 from pcapconstrictor.formats.derived import pcapng as ng
 
+from .frame_records import EPB_OVERHEAD, epb_records
 from .pcap_writer import PcapWriter
 
-_EPB = {False: ng.LITTLE.enhanced_packet_block_header, True: ng.BIG.enhanced_packet_block_header}
-_TRAILER = {False: ng.LITTLE.block_trailer, True: ng.BIG.block_trailer}
 _BLOCK_HEADER = {False: ng.LITTLE.block_header, True: ng.BIG.block_header}
-_EPB_OVERHEAD = _EPB[False].size + _TRAILER[False].size
-_PADDING = [b"", b"\0\0\0", b"\0\0", b"\0"]  # by incl_len % 4
 
 
 def _text(value: str) -> bytes:
@@ -60,6 +57,11 @@ class PcapngSections:
             self.section.append(raw)
             out.append(raw)
         return out
+
+    def next_block(self) -> int:
+        """The block number of the first queued block (-1: none queued)."""
+        queue = self.reader.blocks
+        return queue[0][0] if queue else -1
 
     def _section_header(self, raw: bytes, big: bool) -> bytes:
         # construct, imported only where a block is parsed
@@ -103,31 +105,23 @@ class PcapngSectionWriter(PcapWriter):
         return b"".join(sections.section)
 
     def record_size(self, incl_len: int) -> int:
-        return _EPB_OVERHEAD + incl_len + (-incl_len & 3)
+        return EPB_OVERHEAD + incl_len + (-incl_len & 3)
 
     def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                     lengths: Sequence[int]) -> None:  # fmt: skip
         """One EPB per frame on its own interface with its own ticks and options, each
         after the queued blocks that came before it in the input."""
         payloads = self._payloads(frames, lengths)
-        append = self._parts.append
         sections = self._sections
         pending = self._pending
-        for (_, packet, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
-            for raw in sections.take(packet.block):  # type: ignore[union-attr]
-                append(raw)
+        i = 0
+        while i < len(payloads):
+            for raw in sections.take(frames[i][1].block):  # type: ignore[union-attr]
+                self._parts.append(raw)
                 pending += len(raw)
-            big = sections.big_endian
-            options = packet.options  # type: ignore[union-attr]
-            ticks = packet.ticks  # type: ignore[union-attr]
-            total = _EPB_OVERHEAD + incl_len + (-incl_len & 3) + len(options)
-            append(_EPB[big].whole_struct().pack(
-                ng.BLOCK_TYPE_EPB, total, packet.interface_id, (ticks >> 32) & 0xFFFFFFFF,  # type: ignore[union-attr]
-                ticks & 0xFFFFFFFF, incl_len, orig_len if orig_len > incl_len else incl_len,
-            ))  # fmt: skip
-            append(data)
-            append(_PADDING[incl_len & 3] + options + _TRAILER[big].whole_struct().pack(total))
-            pending += total
+            i, added = epb_records(frames, lengths, payloads, self._parts, i, sections.next_block(),
+                                   sections.big_endian, own=False)  # fmt: skip
+            pending += added
         self._pending = pending
         self.records += len(lengths)
         if pending >= self._buffer_size:

@@ -14,16 +14,9 @@ from collections.abc import Sequence
 
 from pcapconstrictor.formats.derived import pcapng as ng
 
+from .frame_records import EPB_OVERHEAD, epb_records
 from .pcap_writer import PcapWriter
 
-_EPB = ng.enhanced_packet_block_header
-_TRAILER = ng.block_trailer
-assert list(_EPB.fields) == [
-    "block_type", "block_total_length", "interface_id", "timestamp_upper", "timestamp_lower",
-    "captured_packet_length", "original_packet_length",
-]  # fmt: skip
-_EPB_OVERHEAD = _EPB.size + _TRAILER.size  # 32 bytes around the (padded) packet data
-_PADDING = [b"", b"\0\0\0", b"\0\0", b"\0"]  # by incl_len % 4
 NANOSECONDS = 9  # if_tsresol: 10^-9 s
 
 
@@ -72,15 +65,13 @@ class PcapngWriter(PcapWriter):
         self._header = section_header_block(comment, application) + interface_description_block(
             snaplen, if_name, if_filter, linktype
         )
-        self._pack_epb = _EPB.whole_struct().pack
-        self._pack_trailer = _TRAILER.whole_struct().pack
         super().__init__(path, snaplen, buffer_size)
 
     def file_header(self) -> bytes:
         return self._header
 
     def record_size(self, incl_len: int) -> int:
-        return _EPB_OVERHEAD + incl_len + (-incl_len & 3)
+        return EPB_OVERHEAD + incl_len + (-incl_len & 3)
 
     def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                     lengths: Sequence[int]) -> None:  # fmt: skip
@@ -88,18 +79,7 @@ class PcapngWriter(PcapWriter):
         first ``lengths[i]`` bytes of its data, the timestamp in whole nanoseconds,
         orig_len never below incl_len."""
         payloads = self._payloads(frames, lengths)
-        append = self._parts.append
-        pack_epb, pack_trailer = self._pack_epb, self._pack_trailer
-        pending = self._pending
-        for (ts_ns, _, orig_len), incl_len, data in zip(frames, lengths, payloads, strict=True):
-            total = _EPB_OVERHEAD + incl_len + (-incl_len & 3)
-            append(pack_epb(
-                ng.BLOCK_TYPE_EPB, total, 0, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF, incl_len,
-                orig_len if orig_len > incl_len else incl_len,
-            ))  # fmt: skip
-            append(data)
-            append(_PADDING[incl_len & 3] + pack_trailer(total))
-            pending += total
+        pending = self._pending + epb_records(frames, lengths, payloads, self._parts)[1]
         self._pending = pending
         self.records += len(lengths)
         if pending >= self._buffer_size:

@@ -11,13 +11,13 @@ names the block (counted from 1) and its offset.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError, open_input
+from pcapconstrictor.engine.sources.pcapng_packets import Interface, enhanced_run, timestamp_ns
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -27,14 +27,6 @@ _PB = {False: ng.LITTLE.packet_block_fixed, True: ng.BIG.packet_block_fixed}
 _SPB = {False: ng.LITTLE.simple_packet_block_fixed, True: ng.BIG.simple_packet_block_fixed}
 _TRAILER = ng.BLOCK_TRAILER_SIZE
 _HEADER_SIZE = ng.BLOCK_HEADER_SIZE
-_EPB_DATA_AT = _HEADER_SIZE + _EPB[False].size  # where an Enhanced Packet Block's packet starts
-_EPB_MIN = _EPB_DATA_AT + _TRAILER  # the size of one with no packet and no options
-_EPB_TYPE = ng.BLOCK_TYPE_EPB
-# a block header and the Enhanced Packet Block's fixed fields after it, as one struct
-_HEADER_AND_EPB = {
-    big: struct.Struct(_HEADER[big].whole_struct().format + _EPB[big].whole_struct().format[1:])
-    for big in (False, True)
-}
 # Blocks a pcapng output carries over (draft §4.5-4.7, §5.2 custom blocks that may be copied).
 PASSED_THROUGH = frozenset({ng.BLOCK_TYPE_IDB, ng.BLOCK_TYPE_NRB, ng.BLOCK_TYPE_ISB, ng.BLOCK_TYPE_DSB,
                             0x00000BAD})  # fmt: skip
@@ -58,24 +50,6 @@ class PcapngPacket(bytes):
         packet = cls(data)
         packet.block, packet.interface_id, packet.ticks, packet.options = block, interface_id, ticks, options
         return packet
-
-
-class Interface(NamedTuple):
-    """One IDB: what the packets on it are and how their timestamps count (``ns_per_tick``
-    is 0 where a tick is no whole number of nanoseconds: see :func:`timestamp_ns`)."""
-
-    linktype: int
-    snaplen: int
-    units_per_second: int
-    offset_ns: int
-    ns_per_tick: int
-
-
-def timestamp_ns(iface: Interface, ticks: int) -> int:
-    """A packet's time in ns since the epoch, from its ticks on ``iface``."""
-    if iface.ns_per_tick:
-        return ticks * iface.ns_per_tick + iface.offset_ns
-    return ticks * 1_000_000_000 // iface.units_per_second + iface.offset_ns
 
 
 class PcapngReader:
@@ -271,48 +245,18 @@ class PcapngReader:
             if frame is not None:
                 yield frame
 
-    def _enhanced_run(self, batch: list, linktype: int, size: int) -> int:
+    def _enhanced_run(self, batch: RecordBatch, linktype: int, size: int) -> int:
         """Append to ``batch`` the frames of the Enhanced Packet Blocks that follow, read in
-        place from the buffer, while each is well-formed, whole in the buffer, on a known
-        interface of ``linktype``, and the batch has room (``size`` bytes so far); returns the
-        bytes added.  Any other block is left to :meth:`_next_block`, which reads it (and says
-        what is wrong with it).  The common block without a call or a copy of its own: block
-        by block, the reader cost twice as much per packet."""
-        buf, pos = self._buf, self._pos
-        stop = len(buf)
-        big = self.big_endian
-        block = _HEADER_AND_EPB[big].unpack_from
-        header = _HEADER[big].whole_struct().unpack_from
-        interfaces = self.interfaces
-        known = len(interfaces)
-        append = batch.append
-        count, added, first = len(batch), 0, pos
-        before = count
-        keep, number = self.keep_blocks, self._block_no
-        while count < BATCH_FRAMES and size + added < BATCH_BYTES and stop - pos >= _EPB_MIN:
-            block_type, length, iface_id, upper, lower, incl, orig = block(buf, pos)
-            if block_type != _EPB_TYPE or length < _EPB_MIN or length & 3 or pos + length > stop:
-                break
-            start = pos + _EPB_DATA_AT
-            end = start + incl
-            if (end + (-incl & 3) > pos + length - _TRAILER or iface_id >= known
-                    or header(buf, pos + length - 8)[1] != length):  # fmt: skip
-                break
-            iface = interfaces[iface_id]
-            if iface.linktype != linktype:
-                break
-            ticks = upper << 32 | lower
-            if keep:  # a pcapng output writes the packet back as it came
-                options = buf[end + (-incl & 3) : pos + length - _TRAILER]
-                data = PcapngPacket.of(buf[start:end], number + count - before + 1, iface_id, ticks, options)
-            else:
-                data = buf[start:end]
-            append((timestamp_ns(iface, ticks), data, orig))
-            pos += length
-            added += incl
-            count += 1
-        self._block_no += count - before
-        self._offset += pos - first
+        place from the buffer (engine/sources/pcapng_packets.py), while the batch has room
+        (``size`` bytes so far); returns the bytes added.  Any other block, or one that is
+        not whole and well-formed, is left to :meth:`_next_block`, which reads it (and says
+        what is wrong with it)."""
+        packet = PcapngPacket.of if self.keep_blocks else None
+        pos, count, added = enhanced_run(self._buf, self._pos, self.big_endian, self.interfaces, linktype,
+                                         batch, BATCH_FRAMES - len(batch), BATCH_BYTES - size,
+                                         packet, self._block_no)  # fmt: skip
+        self._block_no += count
+        self._offset += pos - self._pos
         self._pos = pos
         return added
 

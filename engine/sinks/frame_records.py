@@ -1,0 +1,114 @@
+"""Frames as the records of an output file, a batch at a time (issue 21).
+
+The writers' loop over the frames of a batch: each frame's kept bytes, and around them a
+classic PCAP record header (:func:`pcap_records`) or a pcapng Enhanced Packet Block
+(:func:`epb_records`), appended to the writer's list of parts, which reaches the file by
+``writev`` without being joined.  Compiled with mypyc (engine/compiled.py); interpreted, it
+is the loop the writers had.  Every layout is the derived one of formats/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from pcapconstrictor.formats.derived import pcap
+from pcapconstrictor.formats.derived import pcapng as ng
+
+_RECORD_LE: Final = pcap.pcaprec_hdr_le.whole_struct()
+_RECORD_BE: Final = pcap.pcaprec_hdr_be.whole_struct()
+RECORD_SIZE: Final = pcap.pcaprec_hdr_le.size
+_EPB_LE: Final = ng.LITTLE.enhanced_packet_block_header.whole_struct()
+_EPB_BE: Final = ng.BIG.enhanced_packet_block_header.whole_struct()
+_TRAILER_LE: Final = ng.LITTLE.block_trailer.whole_struct()
+_TRAILER_BE: Final = ng.BIG.block_trailer.whole_struct()
+EPB_OVERHEAD: Final = ng.LITTLE.enhanced_packet_block_header.size + ng.LITTLE.block_trailer.size
+_PADDING: Final = (b"", b"\0\0\0", b"\0\0", b"\0")  # by incl_len % 4
+_EPB_TYPE: Final = ng.BLOCK_TYPE_EPB
+_MASK32: Final = 0xFFFFFFFF
+
+assert list(pcap.pcaprec_hdr_le.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
+assert list(ng.LITTLE.enhanced_packet_block_header.fields) == [
+    "block_type", "block_total_length", "interface_id", "timestamp_upper", "timestamp_lower",
+    "captured_packet_length", "original_packet_length",
+]  # fmt: skip
+
+Frames = Sequence[tuple[int, Any, int]]  # (ts_ns, data, orig_len); data bytes or a view
+
+
+def kept_payloads(frames: Frames, lengths: Sequence[int]) -> list[bytes]:
+    """The bytes each record carries: the first ``lengths[i]`` of frame i's data, as bytes
+    of their own (a view may be reused by its source: it is copied).  All checked before a
+    writer buffers anything: a length past its data, or counts that differ, raise
+    ValueError."""
+    if len(frames) != len(lengths):
+        raise ValueError(f"{len(lengths)} length(s) for {len(frames)} frame(s)")
+    out: list[bytes] = []
+    for i in range(len(lengths)):
+        data = frames[i][1]
+        n = lengths[i]
+        size = len(data)
+        if n > size:
+            raise ValueError(f"incl_len {n} exceeds the {size} byte(s) of packet data")
+        if n == size and isinstance(data, bytes):
+            out.append(data)
+        else:
+            out.append(bytes(data[:n]))
+    return out
+
+
+def pcap_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], parts: list[Any],
+                 big: bool = False, nanosecond: bool = False) -> int:  # fmt: skip
+    """Append a §11.2 record per frame (header, then its payload) to ``parts``: the
+    timestamp truncated to whole microseconds (§11.3; ``nanosecond``: kept whole),
+    orig_len never below incl_len (§6.4); little-endian unless ``big``.  Returns the bytes
+    appended."""
+    pack = _RECORD_BE.pack if big else _RECORD_LE.pack
+    tick = 1 if nanosecond else 1000  # ns per unit of the fraction field
+    per_second = 1_000_000_000 // tick
+    total = 0
+    for i in range(len(payloads)):
+        ts_ns, _, orig = frames[i]
+        n = lengths[i]
+        units = ts_ns // tick
+        sec = units // per_second
+        parts.append(pack(sec & _MASK32, units - sec * per_second, n, orig if orig > n else n))
+        parts.append(payloads[i])
+        total += RECORD_SIZE + n
+    return total
+
+
+def epb_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], parts: list[Any],
+                first: int = 0, before: int = -1, big: bool = False,
+                own: bool = True) -> tuple[int, int]:  # fmt: skip
+    """Append an Enhanced Packet Block per frame from ``first`` to ``parts``; ``own``: on
+    interface 0, little-endian, nanosecond ticks (our pcapng writer); else on the frame's
+    own interface with its own ticks and options (its data is a reader's PcapngPacket), in
+    the section's byte order ``big``, stopping at the first packet whose input block number
+    is ``before`` or more (a block queued before it goes first; -1: none).  Returns
+    ``(index of the first frame not written, bytes appended)``."""
+    epb = _EPB_BE if big else _EPB_LE
+    trailer = _TRAILER_BE if big else _TRAILER_LE
+    total = 0
+    i = first
+    while i < len(payloads):
+        ts_ns, packet, orig = frames[i]
+        if own:
+            interface = 0
+            ticks = ts_ns
+            options = b""
+        else:
+            if before >= 0 and i > first and packet.block >= before:
+                break
+            interface = packet.interface_id
+            ticks = packet.ticks
+            options = packet.options
+        n = lengths[i]
+        size = EPB_OVERHEAD + n + (-n & 3) + len(options)
+        parts.append(epb.pack(_EPB_TYPE, size, interface, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
+                              orig if orig > n else n))  # fmt: skip
+        parts.append(payloads[i])
+        parts.append(_PADDING[n & 3] + options + trailer.pack(size))
+        total += size
+        i += 1
+    return i, total

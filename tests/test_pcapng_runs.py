@@ -1,0 +1,163 @@
+"""Runs of pcapng packets read in place and frames written a batch at a time (issue 21).
+
+The pcapng reader walks runs of Enhanced Packet Blocks in the read buffer
+(engine/sources/pcapng_packets.py) and the writers encode a batch of frames in one call
+(engine/sinks/frame_records.py); both are compiled in a compiled install.  Here long
+synthetic files, in both byte orders, with blocks a pcapng output carries over lying between
+the packets, are read and written back, and checked against an independent struct parse.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, tshark_count
+from pcapconstrictor.engine.sinks.frame_records import epb_records, kept_payloads, pcap_records
+from pcapconstrictor.engine.sources.pcapng_reader import BATCH_FRAMES, PcapngReader
+from pcapconstrictor.formats.derived import pcapng as ng
+
+ETH_UDP = bytes.fromhex("020202020202 020202020203 0800")
+
+
+def _block(order: str, block_type: int, body: bytes) -> bytes:
+    length = 12 + len(body)
+    return struct.pack(order + "II", block_type, length) + body + struct.pack(order + "I", length)
+
+
+def _udp_frame(size: int, rng: random.Random) -> bytes:
+    payload = rng.randbytes(size)
+    udp = struct.pack(">HHHH", 5000, 6000, 8 + size, 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                     bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))  # fmt: skip
+    return ETH_UDP + ip + udp
+
+
+def _section(big: bool, rng: random.Random, packets: int, first_ticks: int) -> tuple[bytes, list]:
+    """A section (SHB, one nanosecond Ethernet IDB) of ``packets`` EPBs, some with options and
+    some cut short (incl < orig), with an ISB every 97 packets and an NRB after the 150th;
+    and the packets as ``(ticks, data, orig, options)``."""
+    order = ">" if big else "<"
+    shb = struct.pack(order + "IHHq", ng.BYTE_ORDER_MAGIC, 1, 0, -1)
+    tsresol = struct.pack(order + "HH", ng.IF_TSRESOL, 1) + b"\x09\0\0\0"
+    tsresol += struct.pack(order + "HH", 0, 0)
+    out = [_block(order, ng.BLOCK_TYPE_SHB, shb),
+           _block(order, ng.BLOCK_TYPE_IDB, struct.pack(order + "HHI", 1, 0, 0) + tsresol)]
+    expected = []
+    for i in range(packets):
+        data = _udp_frame(rng.randrange(0, 90), rng)
+        orig = len(data) + (rng.randrange(1, 40) if i % 7 == 0 else 0)
+        options = b""
+        if i % 5 == 0:  # opt_comment "p<i>", then opt_endofopt
+            text = f"p{i}".encode()
+            options = (struct.pack(order + "HH", ng.OPT_COMMENT, len(text)) + text + b"\0" * (-len(text) % 4)
+                       + struct.pack(order + "HH", 0, 0))  # fmt: skip
+        ticks = first_ticks + i * 1_000_003
+        head = struct.pack(order + "IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), orig)
+        out.append(_block(order, ng.BLOCK_TYPE_EPB, head + data + b"\0" * (-len(data) % 4) + options))
+        expected.append((ticks, data, orig, options))
+        if i % 97 == 96:
+            body = struct.pack(order + "III", 0, 0, i) + struct.pack(order + "HH", 0, 0)
+            out.append(_block(order, ng.BLOCK_TYPE_ISB, body))
+        if i == 150:
+            out.append(_block(order, ng.BLOCK_TYPE_NRB, struct.pack(order + "HH", 0, 0)))
+    return b"".join(out), expected
+
+
+def _file(tmp_path: Path, packets: int = 600) -> tuple[Path, bytes, list]:
+    rng = random.Random(21)
+    little, first = _section(False, rng, packets, 1_700_000_000_000_000_000)
+    big, second = _section(True, rng, packets, 1_700_000_100_000_000_000)
+    path = tmp_path / "in.pcapng"
+    path.write_bytes(little + big)
+    return path, little + big, first + second
+
+
+def _blocks(raw: bytes) -> list[tuple[int, bytes]]:
+    """``(block type, whole block)`` of each block, by an independent struct walk."""
+    out, pos, order = [], 0, "<"
+    while pos < len(raw):
+        if raw[pos : pos + 4] == b"\n\r\r\n":
+            order = ">" if raw[pos + 8 : pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
+        block_type, length = struct.unpack_from(order + "II", raw, pos)
+        out.append((block_type, raw[pos : pos + length]))
+        pos += length
+    return out
+
+
+def test_runs_of_packets_read_as_an_independent_parse_reads_them(tmp_path):
+    path, raw, expected = _file(tmp_path)
+    with PcapngReader(str(path)) as reader:
+        batches = list(reader.batches())
+    frames = [f for b in batches for f in b]
+    assert len(batches) < len(frames) / 50  # read in runs, not block by block
+    assert [(ts, bytes(d), orig) for ts, d, orig in frames] == [(t, d, o) for t, d, o, _ in expected]
+    assert [(p.ticks, p.options, p.interface_id) for _, p, _ in frames] == [
+        (t, opt, 0) for t, _, _, opt in expected]
+    numbers = [n for n, (t, _) in enumerate(_blocks(raw), 1) if t == ng.BLOCK_TYPE_EPB]
+    assert [p.block for _, p, _ in frames] == numbers
+
+
+def test_a_pcapng_output_holds_every_block_in_its_place_and_the_packets_as_they_came(tmp_path):
+    path, raw, expected = _file(tmp_path)
+    out = tmp_path / "out.pcapng"
+    (tmp_path / "c.ini").write_text(f"[capture]\noutput = {out}\n")
+    done = run_cli("--config", str(tmp_path / "c.ini"), "--offline-input", str(path))
+    assert done.returncode == 0, done.stderr.decode()
+    given, written = _blocks(raw), _blocks(out.read_bytes())
+    assert [t for t, _ in written] == [t for t, _ in given]
+    # UDP to no known port is kept whole: every packet, ISB and NRB block is the input's
+    kept = (ng.BLOCK_TYPE_EPB, ng.BLOCK_TYPE_ISB, ng.BLOCK_TYPE_NRB)
+    assert [b for t, b in written if t in kept] == [b for t, b in given if t in kept]
+    assert tshark_count(out) == len(expected)
+
+
+def test_a_classic_output_of_the_runs_has_each_packet_in_whole_microseconds(tmp_path):
+    path, _, expected = _file(tmp_path)
+    out = tmp_path / "out.pcap"
+    (tmp_path / "c.ini").write_text(f"[capture]\noutput = {out}\nformat = pcap\n")
+    done = run_cli("--config", str(tmp_path / "c.ini"), "--offline-input", str(path))
+    assert done.returncode == 0, done.stderr.decode()
+    data, pos, records = out.read_bytes(), 24, []
+    while pos < len(data):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", data, pos)
+        records.append((sec, usec, data[pos + 16 : pos + 16 + incl], orig))
+        pos += 16 + incl
+    assert records == [(t // 10**9, t // 1000 % 10**6, d, o) for t, d, o, _ in expected]
+
+
+def test_a_run_stops_at_a_full_batch_and_goes_on_in_the_next(tmp_path):
+    path, _, expected = _file(tmp_path, packets=BATCH_FRAMES + 10)
+    with PcapngReader(str(path)) as reader:
+        sizes = [len(b) for b in reader.batches()]
+    assert max(sizes) == BATCH_FRAMES and sum(sizes) == len(expected)
+
+
+def test_frames_longer_than_their_data_or_counts_that_differ_are_refused_before_any_part():
+    frames = [(1_000, b"abcd", 4), (2_000, memoryview(b"efgh"), 9)]
+    with pytest.raises(ValueError, match="incl_len 5 exceeds the 4 byte"):
+        kept_payloads(frames, [4, 5])
+    with pytest.raises(ValueError, match="1 length"):
+        kept_payloads(frames, [4])
+    payloads = kept_payloads(frames, [4, 2])
+    assert payloads[0] is frames[0][1] and payloads[1] == b"ef" and type(payloads[1]) is bytes
+
+
+def test_records_and_blocks_encode_time_lengths_and_padding():
+    frames = [(1_700_000_000_123_456_789, b"abcde", 3), (-1, b"xy", 2)]
+    parts: list = []
+    assert pcap_records(frames, [5, 1], kept_payloads(frames, [5, 1]), parts) == 16 + 5 + 16 + 1
+    assert parts[0] == struct.pack("<IIII", 1_700_000_000, 123_456, 5, 5)  # orig never below incl
+    assert parts[2] == struct.pack("<IIII", 0xFFFFFFFF, 999_999, 1, 2)  # floor, as divmod
+    parts = []
+    added = pcap_records(frames, [5, 2], kept_payloads(frames, [5, 2]), parts, big=True, nanosecond=True)
+    assert added == 16 + 5 + 16 + 2
+    assert parts[0] == struct.pack(">IIII", 1_700_000_000, 123_456_789, 5, 5)
+    parts = []
+    assert epb_records(frames[:1], [5], kept_payloads(frames[:1], [5]), parts) == (1, 40)
+    ticks = 1_700_000_000_123_456_789
+    head = struct.pack("<IIIIIII", 6, 40, 0, ticks >> 32, ticks & 0xFFFFFFFF, 5, 5)
+    assert b"".join(parts) == head + b"abcde\0\0\0" + struct.pack("<I", 40)
