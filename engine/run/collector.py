@@ -17,6 +17,9 @@ RUN_THRESHOLD = 50_000
 
 
 def settle() -> None:
-    """Call once the run is set up, before its first frame."""
+    """Call once the run is set up, before its first frame: besides the threshold, what the
+    set-up made (modules, config, policy) is moved out of the collector's sight, so its full
+    passes walk the run's objects only (~2 % of an offline run)."""
     young, older, oldest = gc.get_threshold()
     gc.set_threshold(max(RUN_THRESHOLD, young), older, oldest)
+    gc.freeze()
