@@ -43,18 +43,14 @@ def kept_payloads(frames: Frames, lengths: Sequence[int]) -> list[bytes]:
     ValueError."""
     if len(frames) != len(lengths):
         raise ValueError(f"{len(lengths)} length(s) for {len(frames)} frame(s)")
-    out: list[bytes] = []
-    for i in range(len(lengths)):
-        data = frames[i][1]
-        n = lengths[i]
-        size = len(data)
-        if n > size:
-            raise ValueError(f"incl_len {n} exceeds the {size} byte(s) of packet data")
-        if n == size and isinstance(data, bytes):
-            out.append(data)
-        else:
-            out.append(bytes(data[:n]))
-    return out
+    return [data if n == len(data) and isinstance(data, bytes) else _cut(data, n)
+            for (_, data, _), n in zip(frames, lengths, strict=True)]  # fmt: skip
+
+
+def _cut(data: Any, n: int) -> bytes:
+    if n > len(data):
+        raise ValueError(f"incl_len {n} exceeds the {len(data)} byte(s) of packet data")
+    return bytes(data[:n])
 
 
 def pcap_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], parts: list[Any],
@@ -66,16 +62,13 @@ def pcap_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], 
     pack = _RECORD_BE.pack if big else _RECORD_LE.pack
     tick = 1 if nanosecond else 1000  # ns per unit of the fraction field
     per_second = 1_000_000_000 // tick
-    total = 0
-    for i in range(len(payloads)):
-        ts_ns, _, orig = frames[i]
-        n = lengths[i]
+    append = parts.append
+    for (ts_ns, _, orig), n, payload in zip(frames, lengths, payloads, strict=True):
         units = ts_ns // tick
         sec = units // per_second
-        parts.append(pack(sec & _MASK32, units - sec * per_second, n, orig if orig > n else n))
-        parts.append(payloads[i])
-        total += RECORD_SIZE + n
-    return total
+        append(pack(sec & _MASK32, units - sec * per_second, n, orig if orig > n else n))
+        append(payload)
+    return RECORD_SIZE * len(payloads) + sum(lengths)
 
 
 def epb_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], parts: list[Any],
@@ -87,28 +80,32 @@ def epb_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], p
     the section's byte order ``big``, stopping at the first packet whose input block number
     is ``before`` or more (a block queued before it goes first; -1: none).  Returns
     ``(index of the first frame not written, bytes appended)``."""
-    epb = _EPB_BE if big else _EPB_LE
-    trailer = _TRAILER_BE if big else _TRAILER_LE
+    epb = (_EPB_BE if big else _EPB_LE).pack
+    trailer = (_TRAILER_BE if big else _TRAILER_LE).pack
+    append = parts.append
     total = 0
+    if own:
+        for (ticks, _, orig), n, payload in zip(frames, lengths, payloads, strict=True):
+            size = EPB_OVERHEAD + n + (-n & 3)
+            append(epb(_EPB_TYPE, size, 0, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
+                       orig if orig > n else n))  # fmt: skip
+            append(payload)
+            append(_PADDING[n & 3] + trailer(size))
+            total += size
+        return len(payloads), total
     i = first
     while i < len(payloads):
-        ts_ns, packet, orig = frames[i]
-        if own:
-            interface = 0
-            ticks = ts_ns
-            options = b""
-        else:
-            if before >= 0 and i > first and packet.block >= before:
-                break
-            interface = packet.interface_id
-            ticks = packet.ticks
-            options = packet.options
+        _, packet, orig = frames[i]
+        if before >= 0 and i > first and packet.block >= before:
+            break
         n = lengths[i]
+        options = packet.options
+        ticks = packet.ticks
         size = EPB_OVERHEAD + n + (-n & 3) + len(options)
-        parts.append(epb.pack(_EPB_TYPE, size, interface, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
-                              orig if orig > n else n))  # fmt: skip
-        parts.append(payloads[i])
-        parts.append(_PADDING[n & 3] + options + trailer.pack(size))
+        append(epb(_EPB_TYPE, size, packet.interface_id, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
+                   orig if orig > n else n))  # fmt: skip
+        append(payloads[i])
+        append(_PADDING[n & 3] + options + trailer(size))
         total += size
         i += 1
     return i, total

@@ -2,7 +2,8 @@
 
 Most of a pcapng file is Enhanced Packet Blocks back to back.  The reader
 (engine/sources/pcapng_reader.py) hands each run of them to :func:`enhanced_run`, which
-reads their fixed fields byte by byte where they lie and appends one frame per block; any
+reads their fixed fields where they lie (one struct call a block: the fastest read both
+interpreted and compiled) and appends one frame per block; any
 other block, and any block that is not whole and well-formed, is left to the reader's
 block-by-block path, which reads it and says what is wrong with it.  Compiled with mypyc
 (engine/compiled.py); the offsets come from the schema (formats/pcapng, derived).
@@ -10,22 +11,21 @@ block-by-block path, which reads it and says what is wrong with it.  Compiled wi
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Final
 
 from pcapconstrictor.formats.derived import pcapng as ng
 
-_HEADER: Final = ng.BIG.block_header
 _FIXED: Final = ng.BIG.enhanced_packet_block_fixed
+_FIXED_LE: Final = ng.LITTLE.enhanced_packet_block_fixed
 HEADER_SIZE: Final = ng.BLOCK_HEADER_SIZE
 TRAILER_SIZE: Final = ng.BLOCK_TRAILER_SIZE
-_TYPE: Final = _HEADER.big_endian_at("block_type", 4)
-_LENGTH: Final = _HEADER.big_endian_at("block_total_length", 4)
-_IFACE: Final = HEADER_SIZE + _FIXED.big_endian_at("interface_id", 4)
-_UPPER: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_upper", 4)
-_LOWER: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_lower", 4)
-_INCL: Final = HEADER_SIZE + _FIXED.big_endian_at("captured_packet_length", 4)
-_ORIG: Final = HEADER_SIZE + _FIXED.big_endian_at("original_packet_length", 4)
+# a block header and the Enhanced Packet Block's fixed fields after it, as one struct: one
+# call reads them, interpreted or compiled
+_BLOCK_LE: Final = struct.Struct(ng.LITTLE.block_header.whole_struct().format
+                                 + _FIXED_LE.whole_struct().format[1:])  # fmt: skip
+_BLOCK_BE: Final = struct.Struct(ng.BIG.block_header.whole_struct().format + _FIXED.whole_struct().format[1:])
 DATA_AT: Final = HEADER_SIZE + _FIXED.size  # where an Enhanced Packet Block's packet starts
 SMALLEST: Final = DATA_AT + TRAILER_SIZE  # one with no packet and no options
 _EPB: Final = ng.BLOCK_TYPE_EPB
@@ -70,16 +70,15 @@ def enhanced_run(buf: bytes, pos: int, big: bool, interfaces: list[Interface], l
     being number ``number + 1``.  Returns ``(pos after the run, frames, packet bytes)``."""
     stop = len(buf)
     known = len(interfaces)
+    unpack = (_BLOCK_BE if big else _BLOCK_LE).unpack_from
     count = 0
     added = 0
     while count < room and added < room_bytes and stop - pos >= SMALLEST:
-        length = u32_at(buf, pos + _LENGTH, big)
+        fields: tuple[int, int, int, int, int, int, int] = unpack(buf, pos)
+        block_type, length, iface_id, upper, lower, incl, orig = fields
         end_of_block = pos + length
-        if (u32_at(buf, pos + _TYPE, big) != _EPB or length < SMALLEST or length & 3
-                or end_of_block > stop):  # fmt: skip
+        if block_type != _EPB or length < SMALLEST or length & 3 or end_of_block > stop:
             break
-        iface_id = u32_at(buf, pos + _IFACE, big)
-        incl = u32_at(buf, pos + _INCL, big)
         start = pos + DATA_AT
         end = start + incl
         padded = end + (-incl & 3)
@@ -89,13 +88,13 @@ def enhanced_run(buf: bytes, pos: int, big: bool, interfaces: list[Interface], l
         iface = interfaces[iface_id]
         if iface.linktype != linktype:
             break
-        ticks = u32_at(buf, pos + _UPPER, big) << 32 | u32_at(buf, pos + _LOWER, big)
+        ticks = upper << 32 | lower
         if packet is not None:  # a pcapng output writes the packet back as it came
             options = buf[padded : end_of_block - TRAILER_SIZE]
             data = packet(buf[start:end], number + count + 1, iface_id, ticks, options)
         else:
             data = buf[start:end]
-        batch.append((timestamp_ns(iface, ticks), data, u32_at(buf, pos + _ORIG, big)))
+        batch.append((timestamp_ns(iface, ticks), data, orig))
         pos = end_of_block
         added += incl
         count += 1
