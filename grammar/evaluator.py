@@ -76,9 +76,11 @@ class Evaluator:
         self.evaluate_batch = evaluate_batch
         self.namespace = namespace  # the generated functions' globals
         self.linktype = linktype
-        # evaluate_records(records, counts, cuts) over engine/sources/pcap_records.PcapRecords:
+        # evaluate_records(records, counts, cuts) over engine/sources/pcap_records.PcapRecords,
+        # evaluate_blocks(run, counts, cuts) over engine/sources/pcapng_packets.PcapngRecords:
         # the typed evaluators of the shipped policies only (engine/run/typed_base.py)
         self.evaluate_records: object | None = None
+        self.evaluate_blocks: object | None = None
 
     def use_link_type(self, linktype: int) -> None:
         """Decode the frames that follow as ``linktype`` (a LINKTYPE_* value): the rules stay

@@ -112,8 +112,9 @@ ALLOWED = {
                                 "pcapconstrictor.engine.config", "pcapconstrictor.formats"),
     "pcapconstrictor.engine.sinks": ("pcapconstrictor.formats", "pcapconstrictor.engine.sinks",
                                      "pcapconstrictor.engine.sources.record_batch",
-                                     # runs of input records copied as they are (issue 21)
+                                     # runs of input records and blocks copied as they are (issue 21)
                                      "pcapconstrictor.engine.sources.pcap_records",
+                                     "pcapconstrictor.engine.sources.pcapng_packets",
                                      # a pcapng output keeps the input's sections and interfaces
                                      "pcapconstrictor.engine.sources.pcapng_reader",
                                      "pcapconstrictor.engine.config", "pcapconstrictor.engine.analysis",

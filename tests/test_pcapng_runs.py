@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, tshark_count
+from pcapconstrictor.engine.run.pipeline import Pipeline
 from pcapconstrictor.engine.sinks.frame_records import epb_records, kept_payloads, pcap_records
 from pcapconstrictor.engine.sources.pcapng_reader import BATCH_FRAMES, PcapngReader
 from pcapconstrictor.formats.derived import pcapng as ng
@@ -161,3 +162,73 @@ def test_records_and_blocks_encode_time_lengths_and_padding():
     ticks = 1_700_000_000_123_456_789
     head = struct.pack("<IIIIIII", 6, 40, 0, ticks >> 32, ticks & 0xFFFFFFFF, 5, 5)
     assert b"".join(parts) == head + b"abcde\0\0\0" + struct.pack("<I", 40)
+
+
+# --- runs of blocks written back in place (PcapngRecords) ---------------------------------------
+
+RUN_BATCH = Pipeline.run_batch
+BUDGET = "[flow]\nbudget_bytes = 60\nbudget_keep_bytes = 4\n"  # cuts most of the synthetic UDP
+
+
+def _offline(tmp_path: Path, source: Path, name: str, runs: bool, monkeypatch, extra: str = "") -> tuple:
+    """Output bytes and stats text of an in-process offline run, runs of blocks on or off."""
+    from pcapconstrictor.engine.commands.cli import main
+    from pcapconstrictor.engine.run import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "BLOCK_RUNS", runs)
+    kinds: list[str] = []
+
+    def run_batch(self, frames):
+        kinds.append(type(frames).__name__)
+        return RUN_BATCH(self, frames)
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "run_batch", run_batch)
+    out = tmp_path / name
+    config = tmp_path / f"{name}.ini"
+    config.write_text(f"[capture]\noutput = {out}\n[stats]\nenabled = true\n{extra}")
+    assert main(["--config", str(config), "--offline-input", str(source)]) == 0
+    return out.read_bytes(), kinds
+
+
+@pytest.mark.parametrize("extra", ["", BUDGET, BUDGET + "[capture]\ndefault_snaplen = 60\n"])
+def test_runs_of_blocks_give_the_file_the_frame_path_gives(tmp_path, monkeypatch, capsys, extra):
+    path, _, expected = _file(tmp_path)
+    frames, kinds = _offline(tmp_path, path, "frames.pcapng", False, monkeypatch, extra)
+    frame_stats = capsys.readouterr().out
+    runs, run_kinds = _offline(tmp_path, path, "runs.pcapng", True, monkeypatch, extra)
+    assert "PcapngRecords" not in kinds and run_kinds.count("PcapngRecords") >= 1
+    assert runs == frames
+    assert capsys.readouterr().out.replace("runs.pcapng", "frames.pcapng") == frame_stats
+    if extra:  # the budget cut packets: the cut blocks were rebuilt, and tshark reads them
+        assert len(runs) < len(path.read_bytes()) - 10_000
+    assert tshark_count(tmp_path / "runs.pcapng") == len(expected)
+
+
+def test_a_block_with_padding_not_zero_or_orig_below_incl_is_written_as_the_frame_path_writes_it(
+        tmp_path, monkeypatch, capsys):  # fmt: skip
+    path, raw, _ = _file(tmp_path, packets=50)
+    blocks = _blocks(raw)
+    odd = bytearray()
+    for n, (block_type, block) in enumerate(blocks):
+        block = bytearray(block)
+        if block_type == ng.BLOCK_TYPE_EPB and n % 3 == 0:
+            incl = struct.unpack_from("<I", block, 20)[0]
+            if incl % 4:  # non-zero padding after the packet
+                block[28 + incl] = 0xAA
+        if block_type == ng.BLOCK_TYPE_EPB and n % 5 == 1 and n < len(blocks) // 2:
+            struct.pack_into("<I", block, 24, 1)  # orig_len 1, below incl_len (little-endian half)
+        odd += block
+    path.write_bytes(bytes(odd))
+    frames, _ = _offline(tmp_path, path, "frames.pcapng", False, monkeypatch)
+    capsys.readouterr()
+    runs, run_kinds = _offline(tmp_path, path, "runs.pcapng", True, monkeypatch)
+    assert runs == frames and "RecordBatch" in run_kinds and "PcapngRecords" in run_kinds
+
+
+def test_the_shared_pcapng_capture_gives_the_same_file_on_both_paths(tmp_path, monkeypatch):
+    from conftest import FIXTURES
+
+    source = FIXTURES / "external" / "zeek_merlinc2_Zeek_example.pcapng"
+    frames, _ = _offline(tmp_path, source, "frames.pcapng", False, monkeypatch, "[tls]\nports = 443, 110\n")
+    runs, kinds = _offline(tmp_path, source, "runs.pcapng", True, monkeypatch, "[tls]\nports = 443, 110\n")
+    assert runs == frames and "PcapngRecords" in kinds

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 from pcapconstrictor.engine.compiled import is_compiled
 from pcapconstrictor.engine.config import Config
-from pcapconstrictor.engine.sources import pcap_records
+from pcapconstrictor.engine.sources import pcap_records, pcapng_packets
 from pcapconstrictor.engine.sources.pcap_reader import PcapReader
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords
+from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords
+from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 from pcapconstrictor.formats.derived import link as link_format
 from pcapconstrictor.grammar.evaluator import Evaluator
 
@@ -28,6 +30,7 @@ BATCH = 4096  # frames per evaluate_batch call when the source gives them one by
 # Runs of records in place pay off compiled only: interpreted, reading a header byte by byte
 # costs more than the struct call and the tuple of the frame-by-frame path.
 RECORD_RUNS = is_compiled(pcap_records)
+BLOCK_RUNS = is_compiled(pcapng_packets)  # the same for runs of pcapng packet blocks
 
 
 class Pipeline:
@@ -45,6 +48,10 @@ class Pipeline:
         # evaluator, untraced, and a sink that copies records (PcapWriter.write_records)
         self.takes_records = (RECORD_RUNS and decision_log is None and evaluator.evaluate_records is not None
                               and getattr(writer, "takes_records", False))  # fmt: skip
+        # the same for a run of pcapng blocks (PcapngRecords) and a pcapng output of the input's
+        # sections (PcapngSectionWriter.write_blocks)
+        self.takes_blocks = (BLOCK_RUNS and decision_log is None and evaluator.evaluate_blocks is not None
+                             and getattr(writer, "takes_blocks", False))  # fmt: skip
 
     def run_batch(self, frames: list[tuple[int, bytes, int]]) -> None:
         """Constrict and write a list of ``(ts_ns, data, orig_len)`` frames; a list with a
@@ -56,6 +63,11 @@ class Pipeline:
         if frames.__class__ is PcapRecords:
             if self.takes_records:
                 self._run_records(frames)
+                return
+            frames = frames.frames()
+        elif frames.__class__ is PcapngRecords:
+            if self.takes_blocks:
+                self._run_blocks(frames)
                 return
             frames = frames.frames()
         if self.decision_log is not None:  # traced: one evaluation (and log row) per frame
@@ -74,6 +86,14 @@ class Pipeline:
         self.bytes_input += captured
         self.bytes_output += kept
         self.writer.write_records(records, cuts)
+
+    def _run_blocks(self, run: PcapngRecords) -> None:
+        cuts: list[int] = []  # offset and bytes kept of each block cut
+        captured, kept = self.evaluator.evaluate_blocks(run, self.counts, cuts)
+        self.packets += run.count
+        self.bytes_input += captured
+        self.bytes_output += kept
+        self.writer.write_blocks(run, cuts)
 
     def run(self, frames: Iterable[tuple[int, bytes, int]], limit: int = 0) -> int:
         """Process frames until the iterable ends (or ``limit`` packets, if > 0),
@@ -145,7 +165,10 @@ def batches_for(pipeline: Pipeline, reader: object) -> Iterable:
     """``reader.batches()`` as ``pipeline`` takes them best: a classic PCAP reader hands on
     runs of records in place when they are read compiled; the pipeline decides and writes
     them in place when it :attr:`~Pipeline.takes_records`, else makes their frames
-    (compiled too: faster than the reader's frame-by-frame loop)."""
+    (compiled too: faster than the reader's frame-by-frame loop).  A pcapng reader hands on
+    runs of blocks when the pipeline :attr:`~Pipeline.takes_blocks`."""
     if RECORD_RUNS and isinstance(reader, PcapReader):
+        return reader.batches(records=True)
+    if pipeline.takes_blocks and isinstance(reader, PcapngReader):  # its writer writes them back
         return reader.batches(records=True)
     return reader.batches()

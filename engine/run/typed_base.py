@@ -10,6 +10,7 @@ no frame tuple and no list of lengths.  Compiled with mypyc, ``decide`` is a nat
 from __future__ import annotations
 
 from pcapconstrictor.engine.sources.pcap_records import HEADER_SIZE, PcapRecords, record_header
+from pcapconstrictor.engine.sources.pcapng_packets import DATA_AT, PcapngRecords, packet_at
 
 
 class TypedPolicyBase:
@@ -67,6 +68,30 @@ class TypedPolicyBase:
                     cuts.append(pos)
                     cuts.append(k)
                 pos = start + n
+        finally:
+            self.take_counts(counts)
+        return captured, kept
+
+    def evaluate_blocks(self, run: PcapngRecords, counts: list[int], cuts: list[int]) -> tuple[int, int]:
+        """:meth:`evaluate_records` for a run of pcapng Enhanced Packet Blocks."""
+        buf = run.buf
+        big = run.big
+        interfaces = run.interfaces
+        pos = run.first
+        stop = run.stop
+        captured = 0
+        kept = 0
+        try:
+            while pos < stop:
+                ts_ns, n, orig_len, length = packet_at(buf, pos, big, interfaces)
+                start = pos + DATA_AT
+                k = self.decide(buf[start : start + n], n, orig_len, ts_ns)
+                captured += n
+                kept += k
+                if k != n:
+                    cuts.append(pos)
+                    cuts.append(k)
+                pos += length
         finally:
             self.take_counts(counts)
         return captured, kept

@@ -35,6 +35,7 @@ class TypedEvaluator(Evaluator):
                          typed.evaluate_batch, None)  # fmt: skip
         self.typed = typed  # the module's TypedPolicy
         self.evaluate_records = typed.evaluate_records
+        self.evaluate_blocks = typed.evaluate_blocks
 
     def evaluate_one(self, data: bytes, orig_len: int, ts_ns: int) -> tuple[int, int]:
         """``evaluate`` for one frame (tools and tests; runs call ``evaluate_batch``)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords, cut_blocks
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -125,6 +126,24 @@ class PcapngSectionWriter(PcapWriter):
         self._pending = pending
         self.records += len(lengths)
         if pending >= self._buffer_size:
+            self.flush()
+
+    @property
+    def takes_blocks(self) -> bool:
+        """Whether :meth:`write_blocks` applies: the input's packet blocks are, byte for byte,
+        what :meth:`write_batch` writes for their frames (engine/sources/pcapng_packets.py)."""
+        return type(self).write_batch is PcapngSectionWriter.write_batch
+
+    def write_blocks(self, run: PcapngRecords, cuts: list[int]) -> None:
+        """Append a run of the input's Enhanced Packet Blocks as they are, after the queued
+        blocks that came before it, but each block at offset ``cuts[2 i]`` with its packet cut
+        to ``cuts[2 i + 1]`` bytes."""
+        self._check_open()
+        for raw in self._sections.take(run.number + 1):
+            self._append(raw)
+        self._pending += cut_blocks(run, cuts, self._parts)
+        self.records += run.count
+        if self._pending >= self._buffer_size:
             self.flush()
 
     def close(self) -> None:

@@ -26,6 +26,18 @@ TRAILER_SIZE: Final = ng.BLOCK_TRAILER_SIZE
 _BLOCK_LE: Final = struct.Struct(ng.LITTLE.block_header.whole_struct().format
                                  + _FIXED_LE.whole_struct().format[1:])  # fmt: skip
 _BLOCK_BE: Final = struct.Struct(ng.BIG.block_header.whole_struct().format + _FIXED.whole_struct().format[1:])
+_EPB_HEADER_LE: Final = ng.LITTLE.enhanced_packet_block_header.whole_struct()
+_EPB_HEADER_BE: Final = ng.BIG.enhanced_packet_block_header.whole_struct()
+_TRAILER_LE: Final = ng.LITTLE.block_trailer.whole_struct()
+_TRAILER_BE: Final = ng.BIG.block_trailer.whole_struct()
+_HEADER: Final = ng.BIG.block_header
+_LENGTH_AT: Final = _HEADER.big_endian_at("block_total_length", 4)
+_IFACE_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("interface_id", 4)
+_UPPER_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_upper", 4)
+_LOWER_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_lower", 4)
+_INCL_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("captured_packet_length", 4)
+_ORIG_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("original_packet_length", 4)
+_ZEROS: Final = (b"", b"\0", b"\0\0", b"\0\0\0")  # padding, by its length
 DATA_AT: Final = HEADER_SIZE + _FIXED.size  # where an Enhanced Packet Block's packet starts
 SMALLEST: Final = DATA_AT + TRAILER_SIZE  # one with no packet and no options
 _EPB: Final = ng.BLOCK_TYPE_EPB
@@ -58,8 +70,40 @@ def u32_at(buf: bytes, p: int, big: bool) -> int:
     return buf[p] | buf[p + 1] << 8 | buf[p + 2] << 16 | buf[p + 3] << 24
 
 
+class PcapngRecords:
+    """``count`` Enhanced Packet Blocks back to back in ``buf[first:stop]``, each whole,
+    well-formed, on a known interface of ``linktype``, its padding zero and its orig_len at
+    least its incl_len: blocks a pcapng output of the section (byte order ``big``) writes
+    back byte for byte when it keeps their packet whole.  The first is block number
+    ``number + 1`` of the file.  A batch of frames with no frame object in it
+    (:meth:`frames` makes them, with ``packet``)."""
+
+    def __init__(self, buf: bytes, first: int, stop: int, count: int, linktype: int, big: bool,
+                 interfaces: list[Interface], number: int,
+                 packet: Callable[[bytes, int, int, int, bytes], bytes] | None) -> None:  # fmt: skip
+        self.buf = buf
+        self.first = first
+        self.stop = stop
+        self.count = count
+        self.linktype = linktype
+        self.big = big
+        self.interfaces = interfaces
+        self.number = number
+        self.packet = packet
+
+    def __len__(self) -> int:
+        return self.count
+
+    def frames(self) -> list[tuple[int, bytes, int]]:
+        """The blocks as ``(ts_ns, data, orig_len)`` frames, as the reader makes them."""
+        out: list[tuple[int, bytes, int]] = []
+        enhanced_run(self.buf, self.first, self.big, self.interfaces, self.linktype, out, self.count,
+                     self.stop - self.first, self.packet, self.number)  # fmt: skip
+        return out
+
+
 def enhanced_run(buf: bytes, pos: int, big: bool, interfaces: list[Interface], linktype: int,
-                 batch: list[tuple[int, bytes, int]], room: int, room_bytes: int,
+                 batch: list[tuple[int, bytes, int]] | None, room: int, room_bytes: int,
                  packet: Callable[[bytes, int, int, int, bytes], bytes] | None,
                  number: int) -> tuple[int, int, int]:  # fmt: skip
     """Append to ``batch`` a frame ``(ts_ns, data, orig_len)`` for each Enhanced Packet
@@ -67,7 +111,9 @@ def enhanced_run(buf: bytes, pos: int, big: bool, interfaces: list[Interface], l
     interface of ``linktype``, and the run has fewer than ``room`` frames and
     ``room_bytes`` bytes of packets; ``packet`` (a pcapng output's) makes each frame's
     data from ``(bytes, block number, interface, ticks, options)``, the first block
-    being number ``number + 1``.  Returns ``(pos after the run, frames, packet bytes)``."""
+    being number ``number + 1``.  Returns ``(pos after the run, frames, packet bytes)``.
+    ``batch`` None: only find how far such blocks run that are also written back as they
+    are (:class:`PcapngRecords`: padding zero, orig_len >= incl_len)."""
     stop = len(buf)
     known = len(interfaces)
     unpack = (_BLOCK_BE if big else _BLOCK_LE).unpack_from
@@ -88,14 +134,62 @@ def enhanced_run(buf: bytes, pos: int, big: bool, interfaces: list[Interface], l
         iface = interfaces[iface_id]
         if iface.linktype != linktype:
             break
-        ticks = upper << 32 | lower
-        if packet is not None:  # a pcapng output writes the packet back as it came
-            options = buf[padded : end_of_block - TRAILER_SIZE]
-            data = packet(buf[start:end], number + count + 1, iface_id, ticks, options)
+        if batch is None:
+            if orig < incl or (end < padded and buf[end:padded] != _ZEROS[padded - end]):
+                break
         else:
-            data = buf[start:end]
-        batch.append((timestamp_ns(iface, ticks), data, orig))
+            ticks = upper << 32 | lower
+            if packet is not None:  # a pcapng output writes the packet back as it came
+                options = buf[padded : end_of_block - TRAILER_SIZE]
+                data = packet(buf[start:end], number + count + 1, iface_id, ticks, options)
+            else:
+                data = buf[start:end]
+            batch.append((timestamp_ns(iface, ticks), data, orig))
         pos = end_of_block
         added += incl
         count += 1
     return pos, count, added
+
+
+def packet_at(buf: bytes, pos: int, big: bool, interfaces: list[Interface]) -> tuple[int, int, int, int]:
+    """``(ts_ns, incl_len, orig_len, block length)`` of the block at ``pos`` of a
+    :class:`PcapngRecords` run (checked when the run was found)."""
+    iface = interfaces[u32_at(buf, pos + _IFACE_AT, big)]
+    ticks = u32_at(buf, pos + _UPPER_AT, big) << 32 | u32_at(buf, pos + _LOWER_AT, big)
+    return (timestamp_ns(iface, ticks), u32_at(buf, pos + _INCL_AT, big), u32_at(buf, pos + _ORIG_AT, big),
+            u32_at(buf, pos + _LENGTH_AT, big))  # fmt: skip
+
+
+def cut_blocks(run: PcapngRecords, cuts: list[int], parts: list[bytes | memoryview]) -> int:
+    """Append to ``parts`` the blocks of ``run`` as a pcapng output of its section writes
+    them: runs kept whole as views of the buffer (no copy); each block whose offset is
+    ``cuts[2 i]`` rebuilt with its packet cut to ``cuts[2 i + 1]`` bytes (its interface,
+    ticks, orig_len and options as they were).  Returns the bytes appended."""
+    buf = run.buf
+    big = run.big
+    view = memoryview(buf)
+    header = (_EPB_HEADER_BE if big else _EPB_HEADER_LE).pack
+    trailer = (_TRAILER_BE if big else _TRAILER_LE).pack
+    whole = run.first
+    total = 0
+    for i in range(0, len(cuts), 2):
+        at = cuts[i]
+        kept = cuts[i + 1]
+        length = u32_at(buf, at + _LENGTH_AT, big)
+        incl = u32_at(buf, at + _INCL_AT, big)
+        options = buf[at + DATA_AT + incl + (-incl & 3) : at + length - TRAILER_SIZE]
+        size = SMALLEST + kept + (-kept & 3) + len(options)
+        if at > whole:
+            parts.append(view[whole:at])
+        iface = u32_at(buf, at + _IFACE_AT, big)
+        upper = u32_at(buf, at + _UPPER_AT, big)
+        lower = u32_at(buf, at + _LOWER_AT, big)
+        parts.append(header(_EPB, size, iface, upper, lower, kept, u32_at(buf, at + _ORIG_AT, big)))
+        parts.append(view[at + DATA_AT : at + DATA_AT + kept])
+        parts.append(_ZEROS[-kept & 3] + options + trailer(size))
+        total += at - whole + size
+        whole = at + length
+    if run.stop > whole:
+        parts.append(view[whole : run.stop])
+        total += run.stop - whole
+    return total

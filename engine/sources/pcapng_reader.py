@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError, open_input
-from pcapconstrictor.engine.sources.pcapng_packets import Interface, enhanced_run, timestamp_ns
+from pcapconstrictor.engine.sources.pcapng_packets import Interface, PcapngRecords, enhanced_run, timestamp_ns
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -306,13 +306,16 @@ class PcapngReader:
         options = raw[end + (-incl % 4) : len(raw) - _TRAILER]
         return self._frame(self._on(iface_id), iface_id, upper << 32 | lower, raw[start:end], orig, options)
 
-    def batches(self) -> Iterator[RecordBatch]:
+    def batches(self, records: bool = False) -> Iterator[RecordBatch | PcapngRecords]:
         """Frames in lists of one link type each (``.linktype``), up to ~1 MiB or 4096 frames;
-        at a bad block the good frames before it come as a last list, then the error."""
+        at a bad block the good frames before it come as a last list, then the error.  With
+        ``records``, runs of Enhanced Packet Blocks that a pcapng output writes back as they
+        are come as :class:`PcapngRecords` left in the read buffer, frame lists for the rest."""
         batch = RecordBatch()
         size = 0
         source = self._packets()
         pending, self._ahead = self._ahead, []
+        packet = PcapngPacket.of if self.keep_blocks else None
         try:
             for linktype, frame in _chain(pending, source):
                 full = len(batch) >= BATCH_FRAMES or size >= BATCH_BYTES
@@ -322,6 +325,20 @@ class PcapngReader:
                 batch.linktype = linktype
                 batch.append(frame)
                 size += len(frame[1])
+                if records:
+                    buf, first = self._buf, self._pos
+                    stop, count, _ = enhanced_run(buf, first, self.big_endian, self.interfaces, linktype,
+                                                  None, len(buf), len(buf), None, 0)  # fmt: skip
+                    if count:
+                        yield batch
+                        batch, size = RecordBatch(), 0
+                        run = PcapngRecords(buf, first, stop, count, linktype, self.big_endian,
+                                            self.interfaces, self._block_no, packet)  # fmt: skip
+                        self._block_no += count
+                        self._offset += stop - first
+                        self._pos = stop
+                        yield run
+                        continue
                 size += self._enhanced_run(batch, linktype, size)
         except PcapReadError:
             if batch:
