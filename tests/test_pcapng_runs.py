@@ -232,3 +232,14 @@ def test_the_shared_pcapng_capture_gives_the_same_file_on_both_paths(tmp_path, m
     frames, _ = _offline(tmp_path, source, "frames.pcapng", False, monkeypatch, "[tls]\nports = 443, 110\n")
     runs, kinds = _offline(tmp_path, source, "runs.pcapng", True, monkeypatch, "[tls]\nports = 443, 110\n")
     assert runs == frames and "PcapngRecords" in kinds
+
+
+@pytest.mark.parametrize("extra", ["", BUDGET])
+def test_runs_of_blocks_to_a_classic_output_give_the_file_the_frame_path_gives(tmp_path, monkeypatch, extra):
+    path, _, expected = _file(tmp_path)
+    extra += "[capture]\nformat = pcap\n"
+    frames, kinds = _offline(tmp_path, path, "frames.pcap", False, monkeypatch, extra)
+    runs, run_kinds = _offline(tmp_path, path, "runs.pcap", True, monkeypatch, extra)
+    assert "PcapngRecords" not in kinds and "PcapngRecords" in run_kinds
+    assert runs == frames and frames[:4] == b"\xd4\xc3\xb2\xa1"
+    assert tshark_count(tmp_path / "runs.pcap") == len(expected)

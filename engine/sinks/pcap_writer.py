@@ -20,6 +20,7 @@ from typing import BinaryIO
 from pcapconstrictor.engine.sinks.frame_records import kept_payloads, pcap_records
 from pcapconstrictor.engine.sinks.output_file import OutputFile, OutputFileRefused, create_output_file
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords, cut_records
+from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords, blocks_as_pcap
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.derived import pcap
 
@@ -139,6 +140,21 @@ class PcapWriter:
         self._check_open()
         self._pending += cut_records(records, cuts, self._parts)
         self.records += records.count
+        if self._pending >= self._buffer_size:
+            self.flush()
+
+    @property
+    def takes_blocks(self) -> bool:
+        """Whether :meth:`write_blocks` applies (a plain classic PCAP writer: records of its own
+        built around the packets of a run of pcapng blocks)."""
+        return type(self).write_batch is PcapWriter.write_batch
+
+    def write_blocks(self, run: PcapngRecords, cuts: list[int]) -> None:
+        """Append a record per packet of a run of pcapng blocks, each block at offset
+        ``cuts[2 i]`` cut to ``cuts[2 i + 1]`` bytes (engine/sources/pcapng_packets.py)."""
+        self._check_open()
+        self._pending += blocks_as_pcap(run, cuts, self._parts)
+        self.records += run.count
         if self._pending >= self._buffer_size:
             self.flush()
 

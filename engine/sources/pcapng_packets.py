@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from pcapconstrictor.formats.derived import pcap
 from pcapconstrictor.formats.derived import pcapng as ng
 
 _FIXED: Final = ng.BIG.enhanced_packet_block_fixed
@@ -37,6 +38,8 @@ _UPPER_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_upper", 4)
 _LOWER_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_lower", 4)
 _INCL_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("captured_packet_length", 4)
 _ORIG_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("original_packet_length", 4)
+_RECORD_LE: Final = pcap.pcaprec_hdr_le.whole_struct()
+_RECORD_SIZE: Final = pcap.pcaprec_hdr_le.size
 _ZEROS: Final = (b"", b"\0", b"\0\0", b"\0\0\0")  # padding, by its length
 DATA_AT: Final = HEADER_SIZE + _FIXED.size  # where an Enhanced Packet Block's packet starts
 SMALLEST: Final = DATA_AT + TRAILER_SIZE  # one with no packet and no options
@@ -192,4 +195,33 @@ def cut_blocks(run: PcapngRecords, cuts: list[int], parts: list[bytes | memoryvi
     if run.stop > whole:
         parts.append(view[whole : run.stop])
         total += run.stop - whole
+    return total
+
+
+def blocks_as_pcap(run: PcapngRecords, cuts: list[int], parts: list[bytes | memoryview]) -> int:
+    """Append to ``parts`` the packets of ``run`` as classic PCAP records (little-endian,
+    microseconds, as engine/sinks/frame_records.pcap_records writes a frame): a new record
+    header each, the packet's bytes a view of the buffer; each block whose offset is
+    ``cuts[2 i]`` cut to ``cuts[2 i + 1]`` bytes.  Returns the bytes appended."""
+    buf = run.buf
+    big = run.big
+    interfaces = run.interfaces
+    view = memoryview(buf)
+    pack = _RECORD_LE.pack
+    pos = run.first
+    total = 0
+    i = 0
+    cut_at = cuts[0] if cuts else -1
+    while pos < run.stop:
+        ts_ns, n, orig, length = packet_at(buf, pos, big, interfaces)
+        if pos == cut_at:
+            n = cuts[i + 1]
+            i += 2
+            cut_at = cuts[i] if i < len(cuts) else -1
+        usec = ts_ns // 1000
+        sec = usec // 1_000_000
+        parts.append(pack(sec & 0xFFFFFFFF, usec - sec * 1_000_000, n, orig if orig > n else n))
+        parts.append(view[pos + DATA_AT : pos + DATA_AT + n])
+        total += _RECORD_SIZE + n
+        pos += length
     return total

@@ -118,12 +118,15 @@ class PcapngReader:
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _available(self, size: int) -> int:
-        """Make ``size`` bytes from the read position available in the buffer (reading a
-        chunk at a time: a block is cut out of the buffer, not read by two system calls);
-        returns how many are, fewer only at the end of the file."""
+        """Make ``size`` bytes from the read position available in the buffer (a chunk at a
+        time: blocks are cut out of the buffer; one cut by the chunk's end is completed by an
+        exact read); returns how many are, fewer only at the end of the file."""
         have = len(self._buf) - self._pos
         if have < size:
-            more = self._read(max(size - have, _CHUNK_SIZE))
+            # A block that straddles the chunk's end is completed by an exact read, so the next
+            # chunk comes whole in a buffer of its own: joining the rest of the old buffer to a
+            # new chunk copied every chunk once more (b"" + chunk is the chunk itself).
+            more = self._read(size - have if have else max(size, _CHUNK_SIZE))
             self._buf = self._buf[self._pos :] + more
             self._pos = 0
             have = len(self._buf)
