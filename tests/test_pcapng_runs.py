@@ -9,15 +9,21 @@ the packets, are read and written back, and checked against an independent struc
 
 from __future__ import annotations
 
+import io
 import random
+import re
 import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import run_cli, tshark_count
 from pcapconstrictor.engine.run.pipeline import Pipeline
 from pcapconstrictor.engine.sinks.frame_records import epb_records, kept_payloads, pcap_records
+from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
+from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords
 from pcapconstrictor.engine.sources.pcapng_reader import BATCH_FRAMES, PcapngReader
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -243,3 +249,50 @@ def test_runs_of_blocks_to_a_classic_output_give_the_file_the_frame_path_gives(t
     assert "PcapngRecords" not in kinds and "PcapngRecords" in run_kinds
     assert runs == frames and frames[:4] == b"\xd4\xc3\xb2\xa1"
     assert tshark_count(tmp_path / "runs.pcap") == len(expected)
+
+
+# --- runs against the block-by-block reader on damaged files ------------------------------------
+
+_BASE = b""
+
+
+def _base() -> bytes:
+    global _BASE
+    if not _BASE:
+        rng = random.Random(7)
+        little, _ = _section(False, rng, 60, 1_700_000_000_000_000_000)
+        big, _ = _section(True, rng, 60, 1_700_000_100_000_000_000)
+        _BASE = little + big
+    return _BASE
+
+
+def _read(content: bytes, runs: bool) -> tuple[list, str | None]:
+    """Every packet (time, bytes, orig_len, block number, interface, ticks, options) and the
+    error, reading runs of blocks (made into frames) or block by block."""
+    out, error = [], None
+    with PcapngReader("(test)", io.BytesIO(content)) as reader:
+        try:
+            for batch in reader.batches(records=runs):
+                frames = batch.frames() if isinstance(batch, PcapngRecords) else batch
+                out += [(ts, bytes(p), orig, p.block, p.interface_id, p.ticks, p.options)
+                        for ts, p, orig in frames]  # fmt: skip
+        except PcapReadError as e:
+            error = str(e)
+    return out, error
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutations=st.lists(st.tuples(st.integers(0, 20_000), st.integers(0, 255)), max_size=6),
+       cut=st.integers(0, 20_000))  # fmt: skip
+def test_a_damaged_file_reads_the_same_in_runs_and_block_by_block(mutations, cut):
+    content = bytearray(_base())
+    for at, value in mutations:
+        content[at % len(content)] = value
+    content = bytes(content[: len(content) - cut % 2000 if cut % 3 else len(content)])
+    try:
+        by_block = _read(content, False)
+    except PcapReadError as e:  # not even a section header: the same for both
+        with pytest.raises(PcapReadError, match=re.escape(str(e))):
+            _read(content, True)
+        return
+    assert _read(content, True) == by_block
