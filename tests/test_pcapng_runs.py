@@ -108,12 +108,16 @@ def test_runs_of_packets_read_as_an_independent_parse_reads_them(tmp_path):
     assert [p.block for _, p, _ in frames] == numbers
 
 
+def _constrict(tmp_path: Path, source: Path, out: Path, extra: str = "") -> None:
+    (tmp_path / "c.ini").write_text(f"[capture]\noutput = {out}\n{extra}")
+    done = run_cli("--config", str(tmp_path / "c.ini"), "--offline-input", str(source))
+    assert done.returncode == 0, done.stderr.decode()
+
+
 def test_a_pcapng_output_holds_every_block_in_its_place_and_the_packets_as_they_came(tmp_path):
     path, raw, expected = _file(tmp_path)
     out = tmp_path / "out.pcapng"
-    (tmp_path / "c.ini").write_text(f"[capture]\noutput = {out}\n")
-    done = run_cli("--config", str(tmp_path / "c.ini"), "--offline-input", str(path))
-    assert done.returncode == 0, done.stderr.decode()
+    _constrict(tmp_path, path, out)
     given, written = _blocks(raw), _blocks(out.read_bytes())
     assert [t for t, _ in written] == [t for t, _ in given]
     # UDP to no known port is kept whole: every packet, ISB and NRB block is the input's
@@ -125,9 +129,7 @@ def test_a_pcapng_output_holds_every_block_in_its_place_and_the_packets_as_they_
 def test_a_classic_output_of_the_runs_has_each_packet_in_whole_microseconds(tmp_path):
     path, _, expected = _file(tmp_path)
     out = tmp_path / "out.pcap"
-    (tmp_path / "c.ini").write_text(f"[capture]\noutput = {out}\nformat = pcap\n")
-    done = run_cli("--config", str(tmp_path / "c.ini"), "--offline-input", str(path))
-    assert done.returncode == 0, done.stderr.decode()
+    _constrict(tmp_path, path, out, "format = pcap\n")
     data, pos, records = out.read_bytes(), 24, []
     while pos < len(data):
         sec, usec, incl, orig = struct.unpack_from("<IIII", data, pos)

@@ -62,12 +62,12 @@ class Pipeline:
             self.evaluator.use_link_type(linktype)
         if frames.__class__ is PcapRecords:
             if self.takes_records:
-                self._run_records(frames)
+                self._run_in_place(frames, self.evaluator.evaluate_records, self.writer.write_records)
                 return
             frames = frames.frames()
         elif frames.__class__ is PcapngRecords:
             if self.takes_blocks:
-                self._run_blocks(frames)
+                self._run_in_place(frames, self.evaluator.evaluate_blocks, self.writer.write_blocks)
                 return
             frames = frames.frames()
         if self.decision_log is not None:  # traced: one evaluation (and log row) per frame
@@ -79,21 +79,16 @@ class Pipeline:
         self.bytes_output += sum(lengths)
         self.writer.write_batch(frames, lengths)
 
-    def _run_records(self, records: PcapRecords) -> None:
-        cuts: list[int] = []  # offset and bytes kept of each record cut
-        captured, kept = self.evaluator.evaluate_records(records, self.counts, cuts)
-        self.packets += records.count
-        self.bytes_input += captured
-        self.bytes_output += kept
-        self.writer.write_records(records, cuts)
-
-    def _run_blocks(self, run: PcapngRecords) -> None:
-        cuts: list[int] = []  # offset and bytes kept of each block cut
-        captured, kept = self.evaluator.evaluate_blocks(run, self.counts, cuts)
+    def _run_in_place(self, run: PcapRecords | PcapngRecords, evaluate, write) -> None:
+        """A run of input records or blocks decided (``evaluate``: the typed evaluator's
+        evaluate_records or evaluate_blocks) and written (``write``: the writer's
+        write_records or write_blocks) where it lies in the read buffer."""
+        cuts: list[int] = []  # offset and bytes kept of each record or block cut
+        captured, kept = evaluate(run, self.counts, cuts)
         self.packets += run.count
         self.bytes_input += captured
         self.bytes_output += kept
-        self.writer.write_blocks(run, cuts)
+        write(run, cuts)
 
     def run(self, frames: Iterable[tuple[int, bytes, int]], limit: int = 0) -> int:
         """Process frames until the iterable ends (or ``limit`` packets, if > 0),
