@@ -26,6 +26,8 @@ MYPYC_MODULES = (
     "engine.sources.pcap_records",
     # pcapng packets read in place, and frames written as PCAP records or pcapng blocks
     "engine.sources.pcapng_packets", "engine.sinks.frame_records",
+    # the live tpacket_v3 backend's walk over a block's frames
+    "engine.sources.tpacket_frames",
 )
 
 

@@ -20,27 +20,21 @@ from pcapconstrictor.formats import linux_packet as lp
 
 from .cooked_capture import ETHERNET, SLL2_HEADER_SIZE, CaptureLink, sll2_header
 from .packet_socket import CaptureError, PacketSocket, os_failure, with_vlan_tag
+from .tpacket_frames import HDR_SIZE, SLL_AT, block_frames
 
 _REQ = derived.linux_packet.tpacket_req3
 _BLOCK = derived.linux_packet.tpacket_block_desc
 _HDR = derived.linux_packet.tpacket3_hdr
 _SLL = derived.linux_packet.sockaddr_ll
-HDR_SIZE = _HDR.size  # 48
 METADATA_SIZE = lp.tpacket_align(_HDR.size) + lp.tpacket_align(_SLL.size)  # 80 (§13.2 rule 5)
 _STATUS_AT = _BLOCK.offset("block_status")
 _BLOCK_STATUS = _BLOCK.reader("block_status")
 _KERNEL = struct.pack(_BLOCK.byte_order + _BLOCK.fields["block_status"].code, lp.TP_STATUS_KERNEL)
 _NUM_PKTS = _BLOCK.fields["num_pkts"].index
 _FIRST_PKT = _BLOCK.fields["offset_to_first_pkt"].index
-_SLL_AT = lp.tpacket_align(HDR_SIZE)  # the packet's sockaddr_ll follows the header
-_PKTTYPE_AT = _SLL_AT + _SLL.offset("sll_pkttype")
 _SLL_FIELDS = [_SLL.reader(name) for name in ("sll_protocol", "sll_ifindex", "sll_hatype", "sll_pkttype")]
-_HALEN_AT, _ADDR_AT = _SLL_AT + _SLL.offset("sll_halen"), _SLL_AT + _SLL.offset("sll_addr")
+_HALEN_AT, _ADDR_AT = SLL_AT + _SLL.offset("sll_halen"), SLL_AT + _SLL.offset("sll_addr")
 _U32_MAX = 2**32 - 1
-# _read_block unpacks tpacket3_hdr positionally: fail at import if the schema's order changes.
-assert list(_HDR.fields) == ["tp_next_offset", "tp_sec", "tp_nsec", "tp_snaplen", "tp_len", "tp_status",
-                             "tp_mac", "tp_net", "tp_rxhash", "tp_vlan_tci", "tp_vlan_tpid", "hv1_padding",
-                             "tp_padding"], _HDR.fields  # fmt: skip
 
 
 def validate_ring(block_size: int, block_count: int, frame_size: int) -> None:
@@ -184,41 +178,16 @@ class TpacketCapture:
         words = _BLOCK.struct.unpack_from(ring, base)
         count, first = words[_NUM_PKTS], words[_FIRST_PKT]
         end = base + self.block_size
-        frames: list[tuple[int, bytes, int]] = []
         if count == 0:
-            return frames
+            return []
         if first + HDR_SIZE > self.block_size or count > self.block_size // HDR_SIZE:
             self.receive_errors += 1  # a corrupt descriptor: discard the block
-            return frames
-        append = frames.append
-        unpack = _HDR.struct.unpack_from
-        skip_outgoing = self._skip_outgoing
-        cooked, vlan_tags = self._cooked, self._vlan_tags
-        at = base + first
-        for remaining in range(count - 1, -1, -1):
-            (next_offset, sec, nsec, snaplen, length, status, mac, _net,
-             _hash, tci, tpid, _pad, _padding) = unpack(ring, at)  # fmt: skip
-            start = at + mac
-            if start + snaplen > end or snaplen > length:
-                self.receive_errors += 1  # the rest of the block cannot be trusted
-                break
-            if not (skip_outgoing and ring[at + _PKTTYPE_AT] == lp.PACKET_OUTGOING):
-                frame = ring[start : start + snaplen]
-                if cooked:
-                    frame = self._cooked_frame(at, frame)
-                    length += SLL2_HEADER_SIZE
-                elif vlan_tags and status & lp.TP_STATUS_VLAN_VALID and snaplen >= 12:
-                    tpid = tpid if status & lp.TP_STATUS_VLAN_TPID_VALID else 0
-                    frame = with_vlan_tag(frame, tci, tpid)
-                    length += 4
-                if frame is not None:
-                    append((sec * 1_000_000_000 + nsec, frame, length))
-            if not remaining:
-                break
-            at += next_offset
-            if next_offset == 0 or at + HDR_SIZE > end:
-                self.receive_errors += 1
-                break
+            return []
+        cooked = self._cooked_frame if self._cooked else None
+        retag = with_vlan_tag if self._vlan_tags else None
+        frames, errors = block_frames(ring, base + first, end, count, self._skip_outgoing, retag, cooked,
+                                      SLL2_HEADER_SIZE)  # fmt: skip
+        self.receive_errors += errors
         if self._user_filter is not None:
             frames = list(self._user_filter.select(frames))
         return frames
@@ -227,7 +196,7 @@ class TpacketCapture:
         """``any``: the packet behind the LINUX_SLL2 header built from the sockaddr_ll after its
         tpacket3_hdr at ``at``, or None for lo's outgoing copy (DECISIONS #4)."""
         ring = self.ring
-        protocol, ifindex, hatype, pkttype = (read(ring, at + _SLL_AT) for read in _SLL_FIELDS)
+        protocol, ifindex, hatype, pkttype = (read(ring, at + SLL_AT) for read in _SLL_FIELDS)
         if pkttype == lp.PACKET_OUTGOING and ifindex == self.packet_socket.loopback_index:
             return None
         address = ring[at + _ADDR_AT : at + _ADDR_AT + 8]
