@@ -48,8 +48,8 @@ class Pipeline:
         # evaluator, untraced, and a sink that copies records (PcapWriter.write_records)
         self.takes_records = (RECORD_RUNS and decision_log is None and evaluator.evaluate_records is not None
                               and getattr(writer, "takes_records", False))  # fmt: skip
-        # the same for a run of pcapng blocks (PcapngRecords) and a pcapng output of the input's
-        # sections (PcapngSectionWriter.write_blocks)
+        # the same for a run of pcapng blocks (PcapngRecords) and a sink that writes them from
+        # the buffer (PcapngSectionWriter.write_blocks, or PcapWriter.write_blocks as records)
         self.takes_blocks = (BLOCK_RUNS and decision_log is None and evaluator.evaluate_blocks is not None
                              and getattr(writer, "takes_blocks", False))  # fmt: skip
 
