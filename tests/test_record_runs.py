@@ -124,8 +124,9 @@ def test_a_run_gives_its_frames_to_whoever_needs_them():
     assert run.frames() == [((s * 10**6 + u) * 1000, d, o) for s, u, d, o in records]
 
 
-def test_only_the_plain_pcap_writer_takes_runs(tmp_path, monkeypatch):
-    """A pcapng output, or a classic one with its input's header, is written frame by frame."""
+def test_the_plain_pcap_and_pcapng_writers_take_runs_not_one_with_the_inputs_header(tmp_path, monkeypatch):
+    """A classic output with its input's header takes runs only for a little-endian
+    microsecond input (tests below); a pcapng output wraps each record in a block."""
     from pcapconstrictor.engine.sinks.pcapng_writer import PcapngWriter
 
     monkeypatch.setattr(pipeline_module, "RECORD_RUNS", True)
@@ -134,7 +135,26 @@ def test_only_the_plain_pcap_writer_takes_runs(tmp_path, monkeypatch):
     ng_writer = PcapngWriter(str(tmp_path / "a.pcapng"), 262144, comment="", application="test")
     with PcapWriter(str(tmp_path / "a.pcap"), 262144) as plain, ng_writer as ng:
         assert pipeline_module.Pipeline(evaluator, plain).takes_records
-        assert not pipeline_module.Pipeline(evaluator, ng).takes_records
+        assert pipeline_module.Pipeline(evaluator, ng).takes_records
+
+
+@pytest.mark.parametrize("config_name", ["defaults", "budgets"])
+def test_a_pcapng_output_of_runs_is_the_pcapng_output_of_their_frames(config_name, tmp_path, monkeypatch):
+    from pcapconstrictor.engine.sinks.pcapng_writer import PcapngWriter
+
+    def pcapng_for(out):
+        return lambda reader: PcapngWriter(str(out), 262144, comment="c", application="a",
+                                           linktype=reader.linktype)  # fmt: skip
+
+    taken = 0
+    for path in PCAPS:
+        frames = _run(path, tmp_path / "f.pcapng", CONFIGS[config_name], False, monkeypatch,
+                      pcapng_for(tmp_path / "f.pcapng"))  # fmt: skip
+        runs = _run(path, tmp_path / "r.pcapng", CONFIGS[config_name], True, monkeypatch,
+                    pcapng_for(tmp_path / "r.pcapng"))  # fmt: skip
+        assert runs[:4] == frames[:4], path
+        taken += "PcapRecords" in runs[4]
+    assert taken > len(PCAPS) // 2
 
 
 def test_the_writer_finishes_a_run_that_the_os_takes_in_small_pieces(tmp_path, monkeypatch):

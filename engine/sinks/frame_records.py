@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from pcapconstrictor.engine.sources.pcap_records import HEADER_SIZE as RECORD_HEADER_SIZE
+from pcapconstrictor.engine.sources.pcap_records import PcapRecords, record_header
 from pcapconstrictor.formats.derived import pcap
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -109,3 +111,35 @@ def epb_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], p
         total += size
         i += 1
     return i, total
+
+
+def records_as_blocks(records: PcapRecords, cuts: list[int], parts: list[Any]) -> int:
+    """Append to ``parts`` an Enhanced Packet Block per record of a classic PCAP run, as
+    :func:`epb_records` writes its frame for our pcapng writer (interface 0, nanosecond
+    ticks), the packet a view of the read buffer; each record whose offset is ``cuts[2 i]`` cut
+    to ``cuts[2 i + 1]`` bytes.  Returns the bytes appended."""
+    buf = records.buf
+    view = memoryview(buf)
+    epb = _EPB_LE.pack
+    trailer = _TRAILER_LE.pack
+    pos = records.first
+    i = 0
+    cut_at = cuts[0] if cuts else -1
+    total = 0
+    while pos < records.stop:
+        sec, usec, incl, orig = record_header(buf, pos)
+        n = incl
+        if pos == cut_at:
+            n = cuts[i + 1]
+            i += 2
+            cut_at = cuts[i] if i < len(cuts) else -1
+        ticks = (sec * 1_000_000 + usec) * 1000
+        size = EPB_OVERHEAD + n + (-n & 3)
+        start = pos + RECORD_HEADER_SIZE
+        parts.append(epb(_EPB_TYPE, size, 0, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
+                         orig if orig > n else n))  # fmt: skip
+        parts.append(view[start : start + n])
+        parts.append(_PADDING[n & 3] + trailer(size))
+        total += size
+        pos = start + incl
+    return total

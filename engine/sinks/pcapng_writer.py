@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pcapconstrictor.engine.sources.pcap_records import PcapRecords
 from pcapconstrictor.formats.derived import pcapng as ng
 
-from .frame_records import EPB_OVERHEAD, epb_records
+from .frame_records import EPB_OVERHEAD, epb_records, records_as_blocks
 from .pcap_writer import PcapWriter
 
 NANOSECONDS = 9  # if_tsresol: 10^-9 s
@@ -72,6 +73,22 @@ class PcapngWriter(PcapWriter):
 
     def record_size(self, incl_len: int) -> int:
         return EPB_OVERHEAD + incl_len + (-incl_len & 3)
+
+    @property
+    def takes_records(self) -> bool:
+        """Whether :meth:`write_records` applies: a run of classic PCAP records is wrapped in
+        the blocks :meth:`write_batch` writes for their frames, the packets views of the
+        read buffer (engine/sinks/frame_records.records_as_blocks)."""
+        return type(self).write_batch is PcapngWriter.write_batch
+
+    def write_records(self, records: PcapRecords, cuts: list[int]) -> None:
+        """An Enhanced Packet Block per record of ``records``, the record at offset
+        ``cuts[2 i]`` cut to ``cuts[2 i + 1]`` bytes."""
+        self._check_open()
+        self._pending += records_as_blocks(records, cuts, self._parts)
+        self.records += records.count
+        if self._pending >= self._buffer_size:
+            self.flush()
 
     def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                     lengths: Sequence[int]) -> None:  # fmt: skip
