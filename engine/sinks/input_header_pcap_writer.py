@@ -45,7 +45,5 @@ class InputHeaderPcapWriter(PcapWriter):
                     lengths: Sequence[int]) -> None:  # fmt: skip
         """One record per frame ``(ts_ns, data, orig_len)``: its first ``lengths[i]`` bytes."""
         payloads = self._payloads(frames, lengths)
-        self._pending += pcap_records(frames, lengths, payloads, self._parts, self._big, self._tick == 1)
-        self.records += len(lengths)
-        if self._pending >= self._buffer_size:
-            self.flush()
+        size = pcap_records(frames, lengths, payloads, self._parts, self._big, self._tick == 1)
+        self._buffered(size, len(lengths))

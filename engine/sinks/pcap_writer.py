@@ -96,6 +96,14 @@ class PcapWriter:
             self.close()
             raise
 
+    def _buffered(self, size: int, records: int) -> None:
+        """Count ``records`` whole records of ``size`` bytes just appended to the parts, and
+        hand the parts to the OS once they fill the buffer."""
+        self._pending += size
+        self.records += records
+        if self._pending >= self._buffer_size:
+            self.flush()
+
     def _append(self, part: bytes) -> None:
         self._parts.append(part)
         self._pending += len(part)
@@ -122,10 +130,7 @@ class PcapWriter:
             self._write_records(frames, lengths, records)
             return
         payloads = self._payloads(frames, lengths)
-        self._pending += pcap_records(frames, lengths, payloads, self._parts)
-        self.records += len(lengths)
-        if self._pending >= self._buffer_size:
-            self.flush()
+        self._buffered(pcap_records(frames, lengths, payloads, self._parts), len(lengths))
 
     @property
     def takes_records(self) -> bool:
@@ -138,10 +143,7 @@ class PcapWriter:
         """Append a run of input records as they are, but each record at offset ``cuts[2 i]``
         cut to ``cuts[2 i + 1]`` bytes (engine/sources/pcap_records.py)."""
         self._check_open()
-        self._pending += cut_records(records, cuts, self._parts)
-        self.records += records.count
-        if self._pending >= self._buffer_size:
-            self.flush()
+        self._buffered(cut_records(records, cuts, self._parts), records.count)
 
     @property
     def takes_blocks(self) -> bool:
@@ -153,10 +155,7 @@ class PcapWriter:
         """Append a record per packet of a run of pcapng blocks, each block at offset
         ``cuts[2 i]`` cut to ``cuts[2 i + 1]`` bytes (engine/sources/pcapng_packets.py)."""
         self._check_open()
-        self._pending += blocks_as_pcap(run, cuts, self._parts)
-        self.records += run.count
-        if self._pending >= self._buffer_size:
-            self.flush()
+        self._buffered(blocks_as_pcap(run, cuts, self._parts), run.count)
 
     def _check_open(self) -> None:
         if self._file is None:
@@ -187,10 +186,7 @@ class PcapWriter:
             run = pos
         if pos > run:
             append(records[run:pos])
-        self._pending += _RECORD_SIZE * len(lengths) + sum(lengths)
-        self.records += len(lengths)
-        if self._pending >= self._buffer_size:
-            self.flush()
+        self._buffered(_RECORD_SIZE * len(lengths) + sum(lengths), len(lengths))
 
     def _payloads(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                   lengths: Sequence[int]) -> list[bytes]:  # fmt: skip

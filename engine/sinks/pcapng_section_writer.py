@@ -114,19 +114,16 @@ class PcapngSectionWriter(PcapWriter):
         after the queued blocks that came before it in the input."""
         payloads = self._payloads(frames, lengths)
         sections = self._sections
-        pending = self._pending
+        size = 0
         i = 0
         while i < len(payloads):
             for raw in sections.take(frames[i][1].block):  # type: ignore[union-attr]
                 self._parts.append(raw)
-                pending += len(raw)
+                size += len(raw)
             i, added = epb_records(frames, lengths, payloads, self._parts, i, sections.next_block(),
                                    sections.big_endian, own=False)  # fmt: skip
-            pending += added
-        self._pending = pending
-        self.records += len(lengths)
-        if pending >= self._buffer_size:
-            self.flush()
+            size += added
+        self._buffered(size, len(lengths))
 
     @property
     def takes_blocks(self) -> bool:
@@ -141,10 +138,7 @@ class PcapngSectionWriter(PcapWriter):
         self._check_open()
         for raw in self._sections.take(run.number + 1):
             self._append(raw)
-        self._pending += cut_blocks(run, cuts, self._parts)
-        self.records += run.count
-        if self._pending >= self._buffer_size:
-            self.flush()
+        self._buffered(cut_blocks(run, cuts, self._parts), run.count)
 
     def close(self) -> None:
         """Write the blocks left after the last packet, then close."""

@@ -85,10 +85,7 @@ class PcapngWriter(PcapWriter):
         """An Enhanced Packet Block per record of ``records``, the record at offset
         ``cuts[2 i]`` cut to ``cuts[2 i + 1]`` bytes."""
         self._check_open()
-        self._pending += records_as_blocks(records, cuts, self._parts)
-        self.records += records.count
-        if self._pending >= self._buffer_size:
-            self.flush()
+        self._buffered(records_as_blocks(records, cuts, self._parts), records.count)
 
     def write_batch(self, frames: Sequence[tuple[int, bytes | memoryview, int]],
                     lengths: Sequence[int]) -> None:  # fmt: skip
@@ -96,8 +93,4 @@ class PcapngWriter(PcapWriter):
         first ``lengths[i]`` bytes of its data, the timestamp in whole nanoseconds,
         orig_len never below incl_len."""
         payloads = self._payloads(frames, lengths)
-        pending = self._pending + epb_records(frames, lengths, payloads, self._parts)[1]
-        self._pending = pending
-        self.records += len(lengths)
-        if pending >= self._buffer_size:
-            self.flush()
+        self._buffered(epb_records(frames, lengths, payloads, self._parts)[1], len(lengths))
