@@ -48,7 +48,8 @@ class Run:
     def plant(self, path: Path) -> None:
         """A valid-looking entry whose code would end the run with status 42 if it were used."""
         entry = json.loads(self.entry().read_text())
-        entry["source"] = "raise SystemExit(42)\n" + entry["source"]
+        for variant in entry["variants"]:
+            variant["source"] = "raise SystemExit(42)\n" + variant["source"]
         path.write_text(json.dumps(entry))
 
 
@@ -125,7 +126,7 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(run):
     run.entry().write_text('{"source": ')
     imports, _ = run()
     assert "lark" in imports
-    assert json.loads(run.entry().read_text())["source"]
+    assert json.loads(run.entry().read_text())["variants"][0]["source"]
     assert "lark" not in run()[0]
 
 
@@ -157,3 +158,31 @@ def test_changing_only_the_output_keeps_the_cache_warm(run):
     imports, _ = run("--output", str(other))
     assert "lark" not in imports
     assert other.exists()
+
+
+def test_runs_with_different_configs_each_find_their_compiled_policy(run):
+    """Two configs used in turn on one host (two interfaces, a benchmark's variants) each stay
+    warm: the entry keeps a variant per set of config values, not only the last one."""
+    base = run.config.read_text()
+    _, first = run()
+    run.config.write_text(base + "\n[tls]\napp_data_keep_record_bytes = 300\n")
+    assert "lark" in run()[0]  # a miss the first time
+    imports, second = run()
+    assert "lark" not in imports and second != first
+    run.config.write_text(base)
+    imports, again = run()
+    assert "lark" not in imports  # the first config's variant is still there
+    assert again == first
+    assert len(json.loads(run.entry().read_text())["variants"]) == 2
+
+
+def test_an_entry_keeps_at_most_a_bounded_number_of_variants(run):
+    from pcapconstrictor.engine.run.policy_cache import MAX_VARIANTS
+
+    base = run.config.read_text()
+    for keep in range(MAX_VARIANTS + 2):
+        run.config.write_text(base + f"\n[tls]\napp_data_keep_record_bytes = {100 + keep}\n")
+        assert "lark" in run()[0]
+    variants = json.loads(run.entry().read_text())["variants"]
+    assert len(variants) == MAX_VARIANTS
+    assert variants[0]["config"]["tls.app_data_keep_record_bytes"] == 100 + MAX_VARIANTS + 1  # newest first

@@ -4,8 +4,11 @@ Parsing a rule file needs lark and the checker (~90 ms a run); the result, the g
 evaluator source with its decisions, port sets and analyzer options, depends only on the
 program, the rule files' text and the config values the code generator folds in.  One entry
 per top rule file: its name is the sha256 of (format, program version, build, Python, the
-file's real path and text); inside it the rest of the key, checked on every load: each
-included file's real path and sha256, and the value of every config key that was read.
+file's real path and text); inside it up to ``MAX_VARIANTS`` compiled forms, most recent
+first, each with the rest of its key, checked on every load: each included file's real path
+and sha256, and the value of every config key that was read.  Several variants, so that runs
+with different configs on one host (two interfaces, a benchmark's alternating variants) each
+find theirs instead of recompiling and overwriting the other's.
 
 Safe against tampering (a root recorder must not run code others wrote): the directory and
 the entry must be owned by this euid and writable by nobody else, both opened without
@@ -27,7 +30,8 @@ from pcapconstrictor.engine.config import Config
 from pcapconstrictor.engine.version import VERSION
 from pcapconstrictor.grammar.evaluator import CompiledPolicy, Decision, RuleRef
 
-FORMAT = 1  # of an entry; part of the key
+FORMAT = 2  # of an entry; part of the key
+MAX_VARIANTS = 8  # compiled forms kept per top rule file
 APP_DIR = "pcapconstrictor-afpacket"
 
 
@@ -110,6 +114,19 @@ def read_entry(name: str) -> dict | None:
     return entry if isinstance(entry, dict) else None
 
 
+def variants(entry: dict | None) -> list[dict]:
+    """The compiled forms an entry holds, most recent first (none if it has another shape)."""
+    found = entry.get("variants") if entry is not None else None
+    return [v for v in found if isinstance(v, dict)] if isinstance(found, list) else []
+
+
+def with_variant(entry: dict | None, variant: dict) -> dict:
+    """``entry`` with ``variant`` first, replacing one of the same key, at most MAX_VARIANTS."""
+    key = (variant["config"], variant["includes"])
+    rest = [v for v in variants(entry) if (v.get("config"), v.get("includes")) != key]
+    return {"variants": [variant, *rest[: MAX_VARIANTS - 1]]}
+
+
 def write_entry(name: str, entry: dict) -> bool:
     """Store ``entry`` atomically (temporary file, then rename); False if the cache is unusable."""
     dir_fd = _open_dir(create=True)
@@ -152,7 +169,7 @@ def text_digest(text: str) -> str:
     return _sha256(text.encode())
 
 
-def to_entry(compiled: CompiledPolicy, includes: list[dict], config_read: dict[str, object]) -> dict:
+def to_variant(compiled: CompiledPolicy, includes: list[dict], config_read: dict[str, object]) -> dict:
     """The JSON form of a compiled (untraced) policy and the rest of its key."""
     return {
         "path": compiled.path,
@@ -166,12 +183,12 @@ def to_entry(compiled: CompiledPolicy, includes: list[dict], config_read: dict[s
     }
 
 
-def still_valid(entry: dict, config: Config) -> bool:
+def still_valid(variant: dict, config: Config) -> bool:
     """The rest of the key: the same included files, the same values of the config keys read."""
-    for key, value in entry["config"].items():
+    for key, value in variant["config"].items():
         if key not in config.values or _jsonable(config[key]) != value:
             return False
-    for inc in entry["includes"]:
+    for inc in variant["includes"]:
         text = read_rule_text(inc["path"])
         if text is None or os.path.realpath(inc["path"]) != inc["real"] or text_digest(text) != inc["sha256"]:
             return False
@@ -180,8 +197,9 @@ def still_valid(entry: dict, config: Config) -> bool:
     return True
 
 
-def from_entry(entry: dict) -> CompiledPolicy:
+def from_variant(variant: dict) -> CompiledPolicy:
     decisions = [Decision(RuleRef(rid, section, message), reason, counter, kind)
-                 for rid, section, message, reason, counter, kind in entry["decisions"]]  # fmt: skip
-    constants = {name: frozenset(value) for name, value in entry["constants"].items()}
-    return CompiledPolicy(entry["path"], entry["source"], decisions, constants, entry["analyzer_options"])
+                 for rid, section, message, reason, counter, kind in variant["decisions"]]  # fmt: skip
+    constants = {name: frozenset(value) for name, value in variant["constants"].items()}
+    options = variant["analyzer_options"]
+    return CompiledPolicy(variant["path"], variant["source"], decisions, constants, options)

@@ -53,16 +53,18 @@ def prepare_policy(config: Config, rules: str | None = None, traced: bool = Fals
         return load_policy(path)  # the parser says what is wrong with the file
     name = policy_cache.entry_name(path, text.encode())
     entry = policy_cache.read_entry(name)
-    try:
-        if entry is not None and policy_cache.still_valid(entry, config):
-            return CachedPolicy(path, policy_cache.from_entry(entry), config, None)
-    except (KeyError, TypeError, ValueError):  # an entry of another shape: a miss
-        pass
+    for variant in policy_cache.variants(entry):
+        try:
+            if policy_cache.still_valid(variant, config):
+                return CachedPolicy(path, policy_cache.from_variant(variant), config, None)
+        except (KeyError, TypeError, ValueError, AttributeError):  # a variant of another shape: a miss
+            pass
     policy = load_policy(path)
     compiled, read = _compile_recording(policy, config)
     includes = _includes(policy, text)
     if includes is not None:  # None: a file changed while it was parsed; store nothing
-        policy_cache.write_entry(name, policy_cache.to_entry(compiled, includes, read))
+        variant = policy_cache.to_variant(compiled, includes, read)
+        policy_cache.write_entry(name, policy_cache.with_variant(entry, variant))
     return CachedPolicy(path, compiled, config, policy)
 
 
