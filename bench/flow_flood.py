@@ -29,15 +29,15 @@ from collections.abc import Callable
 from functools import partial
 
 from pcapconstrictor.engine.analysis.flow_table import FlowTable
-from pcapconstrictor.engine.analysis.tls import TlsDirectionState
+from pcapconstrictor.engine.analysis.tls import TlsDirectionState, direction_key
 from pcapconstrictor.engine.compiled import build_description
 
 SRC, DST = b"\xc6\x12\x00\x01", b"\xc6\x13\x00\x01"  # 198.18.0.1 -> 198.19.0.1
 
 
-def key(i: int) -> tuple[bytes, bytes, int, int]:
-    """A TCP 4-tuple as the TLS analyzer keys its flows: a new one per ``i``."""
-    return (SRC, DST, 1024 + i % 60_000, 443 + i // 60_000)
+def key(i: int) -> bytes:
+    """A TCP direction as the TLS analyzer keys its flows (direction_key): a new one per ``i``."""
+    return direction_key(SRC, DST, 1024 + i % 60_000, 443 + i // 60_000)
 
 
 def insert_rate(table: FlowTable[TlsDirectionState], first: int, count: int, collect: bool = True) -> float:

@@ -30,7 +30,7 @@ from packets import (
 
 from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.analysis.registry import analyze_decoded
-from pcapconstrictor.engine.analysis.tls import TlsAnalyzer
+from pcapconstrictor.engine.analysis.tls import TlsAnalyzer, direction_key
 from pcapconstrictor.engine.config import parse_config_text
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 
@@ -67,8 +67,8 @@ class Conn:
         return self.segment(payload, client=False, **kw)
 
 
-CLIENT_KEY = (CLIENT4, SERVER4, 50000, 443)
-SERVER_KEY = (SERVER4, CLIENT4, 443, 50000)
+CLIENT_KEY = direction_key(CLIENT4, SERVER4, 50000, 443)
+SERVER_KEY = direction_key(SERVER4, CLIENT4, 443, 50000)
 
 
 class Engine:
@@ -655,3 +655,31 @@ def test_a_segment_that_starts_no_handshake_on_an_unknown_direction_takes_no_roo
     facts = analyze_decoded(tls, decode(other, len(other)), other, 0)
     assert facts.no_record and not (facts.synchronized or facts.confirmed or facts.records)
     assert tls.flows.evictions == 0 and set(tls.flows.entries) == {CLIENT_KEY, SERVER_KEY}
+
+
+def test_a_direction_has_one_state_whatever_its_ip_header_carries():
+    """The direction key is a slice of the frame where the addresses and ports lie side by
+    side, built from them where IPv4 options come between: the same key either way."""
+    import packets
+
+    def frame(payload: bytes, seq: int, *, src=CLIENT4, dst=SERVER4, sport=50000, dport=443,
+              options: bytes = b"", v6: bool = False) -> bytes:  # fmt: skip
+        segment = packets.tcp(sport, dport, payload, seq=seq)
+        if v6:
+            return packets.ethernet(0x86DD, packets.ipv6(6, segment, src, dst))
+        return packets.ethernet(0x0800, packets.ipv4(6, segment, src, dst, options=options))
+
+    tls = TlsAnalyzer()
+    hello = tls_record(HANDSHAKE, 40)
+    data = tls_record(APPDATA, 100)
+    for f in (frame(hello, 1000), frame(data, 1000 + len(hello), options=b"\x01\x01\x01\x00")):
+        analyze_decoded(tls, decode(f, len(f)), f, 0)
+    assert set(tls.flows.entries) == {CLIENT_KEY, SERVER_KEY}  # the handshake confirmed the reply
+    state = tls.flows.entries[CLIENT_KEY]
+    assert state.seen_app_data and state.expected_seq == 1000 + len(hello) + len(data)
+    reply = frame(data, 7000, src=SERVER4, dst=CLIENT4, sport=443, dport=50000, options=b"\x01" * 8)
+    facts = analyze_decoded(tls, decode(reply, len(reply)), reply, 0)
+    assert facts.confirmed and facts.appdata_started  # the confirmed reverse direction, found
+    six = frame(hello, 5, src=packets.CLIENT6, dst=packets.SERVER6, v6=True)
+    analyze_decoded(tls, decode(six, len(six)), six, 0)
+    assert direction_key(packets.CLIENT6, packets.SERVER6, 50000, 443) in tls.flows.entries

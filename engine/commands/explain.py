@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from pcapconstrictor.engine.analysis.decode import decode
+from pcapconstrictor.engine.analysis.tls import direction_key
 from pcapconstrictor.engine.sinks.decision_log import address
 from pcapconstrictor.engine.sinks.fact_values import fact_names, fact_values, facts_used, format_facts
 from pcapconstrictor.engine.sources.capture_files import open_capture
@@ -30,8 +31,9 @@ def _state_lines(evaluator, decoded) -> list[str]:
         return lines or ["  (no flow)"]
     d = decoded
     tls = evaluator.analyzers["tls"].flows.entries
-    for label, key in (("this direction", (d.src_addr, d.dst_addr, d.src_port, d.dst_port)),
-                       ("reverse", (d.dst_addr, d.src_addr, d.dst_port, d.src_port))):  # fmt: skip
+    forward = direction_key(d.src_addr, d.dst_addr, d.src_port, d.dst_port)
+    reverse = direction_key(d.dst_addr, d.src_addr, d.dst_port, d.src_port)
+    for label, key in (("this direction", forward), ("reverse", reverse)):
         state = tls.get(key)
         if state is not None:
             fields = " ".join(f"{k}={getattr(state, k)}" for k in state.FIELDS)

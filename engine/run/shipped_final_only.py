@@ -208,7 +208,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.tls (line 29)
         if ((d_tcp and self.cfg_tls_enabled) and ((0 <= d_src_port < 65536 and self.cfg_tls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_tls_ports[d_dst_port] != 0))):
-            t = self.a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+            t = self.a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
             # rule tls.boundary_reset (line 17)
             if t.boundary_reset:
                 self.n5 += 1
