@@ -28,8 +28,9 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 
+from pcapconstrictor.engine.analysis.flow_keys import direction_key
 from pcapconstrictor.engine.analysis.flow_table import FlowTable
-from pcapconstrictor.engine.analysis.tls import TlsDirectionState, direction_key
+from pcapconstrictor.engine.analysis.tls import TlsDirectionState
 from pcapconstrictor.engine.compiled import build_description
 
 SRC, DST = b"\xc6\x12\x00\x01", b"\xc6\x13\x00\x01"  # 198.18.0.1 -> 198.19.0.1

@@ -16,7 +16,7 @@ from types import ModuleType
 MYPYC_MODULES = (
     "engine.analysis.decode", "engine.analysis.flow_table", "engine.analysis.quic",
     "engine.analysis.tls", "engine.analysis.wireguard", "engine.analysis.ipsec",
-    "engine.analysis.ssh", "engine.analysis.dtls", "engine.analysis.flow",
+    "engine.analysis.ssh", "engine.analysis.dtls", "engine.analysis.flow", "engine.analysis.flow_keys",
     # QUIC's variable-length integers and version table, read by the QUIC walk
     "formats.quic_wire",
     # the shipped policies' typed evaluators (issue 21; engine/run/typed_policy.py)

@@ -23,7 +23,9 @@ from protocol_captures import (
     tshark_fields,
 )  # fmt: skip
 
+from pcapconstrictor.engine.analysis.decode import decode
 from pcapconstrictor.engine.analysis.dtls import DtlsAnalyzer
+from pcapconstrictor.engine.analysis.registry import analyze_decoded
 from pcapconstrictor.engine.config import parse_config_text
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 
@@ -53,7 +55,10 @@ def hello(msg_type: int, cid: bytes | None) -> bytes:
 
 
 def walk(payload: bytes, analyzer: DtlsAnalyzer | None = None, direction=C2S):
-    return (analyzer or DtlsAnalyzer()).analyze(payload, 0, *direction, 0, len(payload))
+    """The analyzer's facts for ``payload`` in one Ethernet/IPv4/UDP datagram ``direction``."""
+    src, dst, sport, dport = direction
+    frame = udp4_frame(payload, src=src, dst=dst, sport=sport, dport=dport)
+    return analyze_decoded(analyzer or DtlsAnalyzer(), decode(frame, len(frame)), frame, 0)
 
 
 def test_handshake_alert_and_change_cipher_spec_records_are_walked_in_clear():

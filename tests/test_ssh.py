@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from netns import PEER4, wait_for_line
+from packets import PSH_ACK, SYN, tcp4_frame
 from protocol_captures import (
     assert_same_packets_and_wire_lengths,
     byte_ratio,
@@ -21,6 +22,8 @@ from protocol_captures import (
     tshark_fields,
 )  # fmt: skip
 
+from pcapconstrictor.engine.analysis.decode import decode
+from pcapconstrictor.engine.analysis.registry import analyze_decoded
 from pcapconstrictor.engine.analysis.ssh import SshAnalyzer
 
 PORT = 2222
@@ -37,6 +40,13 @@ def packet(code: int, payload_len: int) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
+def segment(analyzer: SshAnalyzer, payload: bytes, seq: int, flags: int, *, reply: bool = False):
+    """The analyzer's facts for one Ethernet/IPv4/TCP segment from A:40000 to B:22 (or back)."""
+    ends = dict(src=B, dst=A, sport=22, dport=40000) if reply else dict(src=A, dst=B, sport=40000, dport=22)
+    frame = tcp4_frame(payload, seq=seq, flags=flags, **ends)
+    return analyze_decoded(analyzer, decode(frame, len(frame)), frame, 0)
+
+
 class Direction:
     """One direction of a connection, fed segment by segment."""
 
@@ -46,7 +56,7 @@ class Direction:
 
     def send(self, payload: bytes, seq: int | None = None):
         at = self.seq if seq is None else seq
-        facts = self.analyzer.analyze(payload, 0, A, B, 40000, 22, at, 0x18, 0, len(payload))
+        facts = segment(self.analyzer, payload, at, PSH_ACK)
         if seq is None:
             self.seq += len(payload)
         return facts
@@ -117,7 +127,7 @@ def test_a_syn_starts_the_connection_afresh():
     d = Direction(analyzer)
     d.send(IDENT + KEXINIT)
     d.send(NEWKEYS)
-    analyzer.analyze(b"", 0, A, B, 40000, 22, 5, 0x02, 0, 0)
+    segment(analyzer, b"", 5, SYN)
     assert Direction(analyzer, seq=6).send(bytes(100)).no_identification
 
 

@@ -29,8 +29,9 @@ from packets import (
 )
 
 from pcapconstrictor.engine.analysis.decode import decode
+from pcapconstrictor.engine.analysis.flow_keys import direction_key
 from pcapconstrictor.engine.analysis.registry import analyze_decoded
-from pcapconstrictor.engine.analysis.tls import TlsAnalyzer, direction_key
+from pcapconstrictor.engine.analysis.tls import TlsAnalyzer
 from pcapconstrictor.engine.config import parse_config_text
 from pcapconstrictor.grammar import build_evaluator, load_policy, shipped_policy_path
 

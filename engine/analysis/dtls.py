@@ -15,6 +15,7 @@ from typing import ClassVar, Final
 from pcapconstrictor.formats.derived import dtls as dtls_format
 
 from .facts import table
+from .flow_keys import key_in, reverse_key_in
 from .flow_table import FlowTable
 
 _RECORD: Final = dtls_format.dtls_plaintext_header
@@ -90,21 +91,21 @@ class DtlsAnalyzer:
     """DTLS record walk; remembers connection ID lengths per direction (one instance per run)."""
 
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "src_addr", "dst_addr", "src_port", "dst_port", "payload_offset", "payload_len",
+        "src_addr", "dst_addr", "network_offset", "transport_offset", "payload_offset", "payload_len",
     )  # fmt: skip
 
     def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
         self.flows: FlowTable[DtlsDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
-    def _cid_len(self, key: tuple[bytes, bytes, int, int], ts_ns: int) -> int:
+    def _cid_len(self, key: bytes, ts_ns: int) -> int:
         s = self.flows.get(key, ts_ns)
         return -1 if s is None else s.cid_len
 
-    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
+    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, net: int, udp_at: int,
                 base: int, n: int) -> DtlsFacts:  # fmt: skip
         """Walk the records of the ``n`` UDP payload bytes at ``data[base:]``."""
         f = DtlsFacts()
-        key = (src, dst, sport, dport)
+        key = key_in(data, src, dst, net, udp_at)
         off = 0
         while off < n:
             p = base + off
@@ -164,14 +165,14 @@ class DtlsAnalyzer:
                 if kind == _HANDSHAKE:
                     f.handshake = True
                     if data[p + _EPOCH_AT] | data[p + _EPOCH_AT + 1] == 0:  # epoch 0: in clear
-                        self._learn_cid(data, p + header, p + total, key, ts_ns)
+                        back = reverse_key_in(data, src, dst, udp_at)
+                        self._learn_cid(data, p + header, p + total, back, ts_ns)
             off += total
         return f
 
-    def _learn_cid(self, data: bytes, q: int, end: int, key: tuple[bytes, bytes, int, int],
-                   ts_ns: int) -> None:  # fmt: skip
+    def _learn_cid(self, data: bytes, q: int, end: int, reverse: bytes, ts_ns: int) -> None:
         """A whole ClientHello or ServerHello at ``q``: the CID its sender asks to receive
-        (RFC 9146 §3) is the one records sent to it carry, i.e. the reverse direction's."""
+        (RFC 9146 §3) is the one records sent to it carry, i.e. the ``reverse`` direction's."""
         if end - q < _HS_SIZE or data[q] not in (_CLIENT_HELLO, _SERVER_HELLO):
             return
         length = int.from_bytes(data[q + _HS_LEN_AT : q + _HS_LEN_AT + 3], "big")
@@ -182,8 +183,7 @@ class DtlsAnalyzer:
         hello = data[q + _HS_SIZE : q + _HS_SIZE + length]
         cid = _connection_id_length(hello, data[q] == _CLIENT_HELLO)
         if cid >= 0:
-            src, dst, sport, dport = key
-            self.flows.get_or_create((dst, src, dport, sport), ts_ns, DtlsDirectionState).cid_len = cid
+            self.flows.get_or_create(reverse, ts_ns, DtlsDirectionState).cid_len = cid
 
 
 def _connection_id_length(hello: bytes, client: bool) -> int:

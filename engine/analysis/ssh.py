@@ -15,6 +15,7 @@ from pcapconstrictor.formats.derived import ssh as ssh_format
 from pcapconstrictor.formats.derived import transport
 
 from .facts import table
+from .flow_keys import key_in, reverse_key_in
 from .flow_table import FlowTable
 
 _PACKET: Final = ssh_format.binary_packet_header
@@ -90,21 +91,21 @@ class SshAnalyzer:
     """Per-direction SSH key-exchange tracking over a run (one instance per run)."""
 
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "src_addr", "dst_addr", "src_port", "dst_port", "tcp_seq", "tcp_flags",
+        "src_addr", "dst_addr", "network_offset", "transport_offset", "tcp_seq", "tcp_flags",
         "payload_offset", "payload_len",
     )  # fmt: skip
 
     def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
         self.flows: FlowTable[SshDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
-    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
+    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, net: int, tcp_at: int,
                 seq: int, flags: int, base: int, n: int) -> SshFacts:  # fmt: skip
         """Walk the ``n`` payload bytes at ``data[base:]`` of one TCP segment."""
         flows = self.flows
-        key = (src, dst, sport, dport)
+        key = key_in(data, src, dst, net, tcp_at)
         if flags & _SYN_OR_RST:  # a new or aborted connection
             flows.delete(key)
-            flows.delete((dst, src, dport, sport))
+            flows.delete(reverse_key_in(data, src, dst, tcp_at))
         if n == 0:
             return _NOTHING
         s = flows.get(key, ts_ns)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from pcapconstrictor.formats.derived import ip as ip_format
 from pcapconstrictor.formats.derived import tls as tls_format
 from pcapconstrictor.formats.derived import transport
 
 from .facts import table
+from .flow_keys import key_in, reverse_key_in
 from .flow_table import FlowTable
 
 _RECORD: Final = tls_format.tls_record_header
@@ -36,15 +36,6 @@ _MAX_MINOR: Final = tls_format.MAX_VERSION_MINOR
 _MAX_LENGTH: Final = tls_format.MAX_RECORD_LENGTH
 _HEADER_STARTS: Final = tuple(bytes((t, _MAJOR)) for t in sorted(_TYPES))
 _SYN_OR_RST: Final = transport.TCP_FLAG_SYN | transport.TCP_FLAG_RST
-# a direction's key (direction_key): the addresses where the IP header has them side by side
-# (dst right after src), then the ports where the TCP header has them (dst right after src)
-_V4_SRC_AT: Final = ip_format.ipv4_header.offset("src")
-_V6_SRC_AT: Final = ip_format.ipv6_header.offset("src")
-_PORT: Final = transport.tcp_header.big_endian_at("dst_port", 2)
-_PORTS: Final = _PORT + 2
-assert transport.tcp_header.big_endian_at("src_port", 2) == 0
-assert ip_format.ipv4_header.offset("dst") == _V4_SRC_AT + 4
-assert ip_format.ipv6_header.offset("dst") == _V6_SRC_AT + 16
 
 BOUNDARY_MODES = ("reset", "parse")
 RESYNC_MODES = ("start", "scan")
@@ -161,10 +152,10 @@ class TlsAnalyzer:
                 seq: int, flags: int, base: int, n: int) -> TlsFacts:  # fmt: skip
         """Walk the ``n`` payload bytes at ``data[base:]`` of one TCP segment."""
         flows = self.flows
-        key = _key_in(data, src, dst, net, tcp_at)
+        key = key_in(data, src, dst, net, tcp_at)
         if flags & _SYN_OR_RST:  # step 1: a new or aborted connection
             flows.delete(key)
-            flows.delete(_reverse_key(data, src, dst, tcp_at))
+            flows.delete(reverse_key_in(data, src, dst, tcp_at))
         if n == 0:  # step 2: nothing to walk, only the direction's state to report
             s = flows.get(key, ts_ns)
             return _NOTHING_SEEN if s is None else TlsFacts()._state(s)
@@ -235,7 +226,7 @@ class TlsAnalyzer:
             f.records += 1
             if ctype == _HANDSHAKE:
                 s.confirmed = True
-                rkey = _reverse_key(data, src, dst, tcp_at)
+                rkey = reverse_key_in(data, src, dst, tcp_at)
                 flows.get_or_create(rkey, ts_ns, TlsDirectionState).confirmed = True
             total = _HEADER_SIZE + (data[p + _LEN_AT] << 8 | data[p + _LEN_AT + 1])
             rem = n - off
@@ -271,28 +262,6 @@ class TlsAnalyzer:
         f.confirmed = s.confirmed
         f.seen_app_data = s.seen_app_data
         return f
-
-
-def direction_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
-    """The key of a TCP direction's state: both addresses, then both ports (big-endian), as
-    they lie in an IP header without options followed by its TCP header."""
-    return src + dst + sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
-
-
-def _key_in(data: bytes, src: bytes, dst: bytes, net: int, tcp_at: int) -> bytes:
-    """:func:`direction_key` of the segment in ``data``: one slice of the frame where the
-    addresses and the ports lie side by side (no IPv4 options), else built.  One object to
-    hash and compare, where a tuple of addresses and ports was five (and, in a large table,
-    five cache misses)."""
-    at = net + (_V4_SRC_AT if len(src) == 4 else _V6_SRC_AT)
-    if at + len(src) + len(dst) == tcp_at:
-        return data[at : tcp_at + _PORTS]
-    return src + dst + data[tcp_at : tcp_at + _PORTS]
-
-
-def _reverse_key(data: bytes, src: bytes, dst: bytes, tcp_at: int) -> bytes:
-    """:func:`direction_key` of the other direction of the segment's connection."""
-    return dst + src + data[tcp_at + _PORT : tcp_at + _PORTS] + data[tcp_at : tcp_at + _PORT]
 
 
 def _valid_header(data: bytes, q: int, end: int) -> int:

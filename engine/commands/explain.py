@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from pcapconstrictor.engine.analysis.decode import decode
-from pcapconstrictor.engine.analysis.tls import direction_key
+from pcapconstrictor.engine.analysis.flow_keys import direction_key
 from pcapconstrictor.engine.sinks.decision_log import address
 from pcapconstrictor.engine.sinks.fact_values import fact_names, fact_values, facts_used, format_facts
 from pcapconstrictor.engine.sources.capture_files import open_capture

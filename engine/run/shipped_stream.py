@@ -305,7 +305,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.ssh (line 48)
         if ((d_tcp and self.cfg_ssh_enabled) and ((0 <= d_src_port < 65536 and self.cfg_ssh_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_ssh_ports[d_dst_port] != 0))):
-            s = self.a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+            s = self.a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
             # rule ssh.no_identification (line 19)
             if s.no_identification:
                 self.n26 += 1
@@ -332,7 +332,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.dtls (line 56)
         if ((((d_udp and self.cfg_dtls_enabled) and ((0 <= d_src_port < 65536 and self.cfg_dtls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_dtls_ports[d_dst_port] != 0))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
-            x = self.a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
+            x = self.a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
             # rule dtls.malformed (line 20)
             if x.malformed:
                 self.n32 += 1
