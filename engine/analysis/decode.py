@@ -12,9 +12,12 @@ the ``formats/`` schema (``Final`` constants): compiled by mypyc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from pcapconstrictor.formats.derived import ethernet, ip, link, transport
+
+if TYPE_CHECKING:  # mypyc's native integers; at run time (pure Python) plain annotations
+    from mypy_extensions import i64
 
 _ETH: Final = ethernet.ethernet_header
 _VLAN: Final = ethernet.vlan_tag
@@ -128,28 +131,39 @@ def decode_fields(data: bytes, n: int) -> DecodedFields:
     return decode_after_link(data, n, _ETH_SIZE, data[_ETH_TYPE_AT] << 8 | data[_ETH_TYPE_AT + 1])
 
 
-def decode_after_link(data: bytes, n: int, off: int, ethertype: int) -> DecodedFields:
+def decode_after_link(data: bytes, n: i64, off: i64, ethertype: i64) -> DecodedFields:
     """:func:`decode_fields` from the EtherType a link header gave and the offset where its
     payload starts: VLAN tags, then IP, then TCP/UDP.  Every link type ends here, so the
-    facts are the same after any link header (:func:`decoder_for`)."""
-    tags = 0
+    facts are the same after any link header (:func:`decoder_for`).  Offsets, lengths and
+    each byte a field is built from are native 64-bit integers (``i64``): compiled, the
+    arithmetic is machine instructions, not calls on tagged integers (the ``b*`` locals
+    exist for that: a byte read into an ``i64`` before it is shifted)."""
+    tags: i64 = 0
     while ethertype == _TAG_8021Q or ethertype == _TAG_8021AD:
         if off + _VLAN_SIZE > n:
             return _net_error("truncated_vlan_tag", 0, tags, 0)
         tags += 1
-        ethertype = data[off + _VLAN_TYPE_AT] << 8 | data[off + _VLAN_TYPE_AT + 1]
+        b0: i64 = data[off + _VLAN_TYPE_AT]
+        b1: i64 = data[off + _VLAN_TYPE_AT + 1]
+        ethertype = b0 << 8 | b1
         off += _VLAN_SIZE
     net = off
+    version: i64
+    protocol: i64
+    end: i64
     if ethertype == _TYPE_IPV4:
         if off + _V4_SIZE > n:
             return _net_error("truncated_ipv4_header", ethertype, tags, net)
-        ihl = ((data[off + _V4_IHL_AT] >> _V4_IHL_SHIFT) & _V4_IHL_MASK) * 4
-        if (data[off + _V4_VERSION_AT] >> _V4_VERSION_SHIFT) & _V4_VERSION_MASK != 4 or ihl < _V4_SIZE:
+        b0 = data[off + _V4_IHL_AT]
+        ihl = ((b0 >> _V4_IHL_SHIFT) & _V4_IHL_MASK) * 4
+        b0 = data[off + _V4_VERSION_AT]
+        if (b0 >> _V4_VERSION_SHIFT) & _V4_VERSION_MASK != 4 or ihl < _V4_SIZE:
             return _net_error("invalid_ipv4_ihl", ethertype, tags, net)
         if off + ihl > n:
             return _net_error("truncated_ipv4_header", ethertype, tags, net)
-        p = off + _V4_TOTAL_AT
-        total = data[p] << 8 | data[p + 1]
+        b0 = data[off + _V4_TOTAL_AT]
+        b1 = data[off + _V4_TOTAL_AT + 1]
+        total = b0 << 8 | b1
         if total < ihl:
             return _net_error("invalid_ipv4_total_length", ethertype, tags, net)
         if off + total > n:
@@ -160,22 +174,25 @@ def decode_after_link(data: bytes, n: int, off: int, ethertype: int) -> DecodedF
         src = data[p : p + _V4_ADDR]
         p = off + _V4_DST_AT
         dst = data[p : p + _V4_ADDR]
-        p = off + _V4_FRAG_AT
-        if (data[p] << 8 | data[p + 1]) & _MF_OR_OFFSET:  # any fragment: IP, but no transport
+        b0 = data[off + _V4_FRAG_AT]
+        b1 = data[off + _V4_FRAG_AT + 1]
+        if (b0 << 8 | b1) & _MF_OR_OFFSET:  # any fragment: IP, but no transport
             return ("", ethertype, tags, True, 4, protocol, net, 0, False, False, src, dst, 0, 0, 0, 0, 0, 0)
         off += ihl
         end = net + total
     elif ethertype == _TYPE_IPV6:
         if off + _V6_SIZE > n:
             return _net_error("truncated_ipv6_header", ethertype, tags, net)
-        if (data[off + _V6_VERSION_AT] >> _V6_VERSION_SHIFT) & _V6_VERSION_MASK != 6:
+        b0 = data[off + _V6_VERSION_AT]
+        if (b0 >> _V6_VERSION_SHIFT) & _V6_VERSION_MASK != 6:
             return _net_error("truncated_ipv6_header", ethertype, tags, net)
-        p = off + _V6_PAYLOAD_AT
-        end = off + _V6_SIZE + (data[p] << 8 | data[p + 1])
+        b0 = data[off + _V6_PAYLOAD_AT]
+        b1 = data[off + _V6_PAYLOAD_AT + 1]
+        end = off + _V6_SIZE + (b0 << 8 | b1)
         if end > n:
             return _net_error("truncated_ipv6_packet", ethertype, tags, net)
         protocol = data[off + _V6_NEXT_AT]
-        if protocol in _V6_EXTENSIONS:
+        if protocol != PROTO_TCP and protocol != PROTO_UDP and protocol in _V6_EXTENSIONS:
             return _net_error("unsupported_ipv6_extension_headers", ethertype, tags, net)
         version = 6
         p = off + _V6_SRC_AT
@@ -191,35 +208,42 @@ def decode_after_link(data: bytes, n: int, off: int, ethertype: int) -> DecodedF
         if off + _TCP_SIZE > limit:
             return ("truncated_tcp_header", ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
-        hdr = ((data[off + _TCP_DOFF_AT] >> _TCP_DOFF_SHIFT) & _TCP_DOFF_MASK) * 4
+        b0 = data[off + _TCP_DOFF_AT]
+        hdr = ((b0 >> _TCP_DOFF_SHIFT) & _TCP_DOFF_MASK) * 4
         if hdr < _TCP_SIZE or off + hdr > limit:
             reason = "invalid_tcp_data_offset" if hdr < _TCP_SIZE else "truncated_tcp_header"
             return (reason, ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
         p = off + _TCP_SEQ_AT
-        seq = data[p] << 24 | data[p + 1] << 16 | data[p + 2] << 8 | data[p + 3]
-        p = off + _TCP_SRC_AT
-        sport = data[p] << 8 | data[p + 1]
-        p = off + _TCP_DST_AT
-        dport = data[p] << 8 | data[p + 1]
+        b0 = data[p]
+        b1 = data[p + 1]
+        b2: i64 = data[p + 2]
+        b3: i64 = data[p + 3]
+        seq = b0 << 24 | b1 << 16 | b2 << 8 | b3
+        b0 = data[off + _TCP_SRC_AT]
+        b1 = data[off + _TCP_SRC_AT + 1]
+        b2 = data[off + _TCP_DST_AT]
+        b3 = data[off + _TCP_DST_AT + 1]
+        flags = data[off + _TCP_FLAGS_AT]
         return ("", ethertype, tags, True, version, protocol, net, off, True, False, src, dst,
-                sport, dport, off + hdr, end - off - hdr, seq, data[off + _TCP_FLAGS_AT])  # fmt: skip
+                b0 << 8 | b1, b2 << 8 | b3, off + hdr, end - off - hdr, seq, flags)  # fmt: skip
     if protocol == PROTO_UDP:
         if off + _UDP_SIZE > limit:
             return ("truncated_udp_header", ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
-        p = off + _UDP_LEN_AT
-        length = data[p] << 8 | data[p + 1]
+        b0 = data[off + _UDP_LEN_AT]
+        b1 = data[off + _UDP_LEN_AT + 1]
+        length = b0 << 8 | b1
         if length < _UDP_SIZE or off + length > end:
             reason = "invalid_udp_length" if length < _UDP_SIZE else "truncated_udp_payload"
             return (reason, ethertype, tags, True, version, protocol, net, off,
                     False, False, src, dst, 0, 0, 0, 0, 0, 0)  # fmt: skip
-        p = off + _UDP_SRC_AT
-        sport = data[p] << 8 | data[p + 1]
-        p = off + _UDP_DST_AT
-        dport = data[p] << 8 | data[p + 1]
+        b0 = data[off + _UDP_SRC_AT]
+        b1 = data[off + _UDP_SRC_AT + 1]
+        b2 = data[off + _UDP_DST_AT]
+        b3 = data[off + _UDP_DST_AT + 1]
         return ("", ethertype, tags, True, version, protocol, net, off, False, True, src, dst,
-                sport, dport, off + _UDP_SIZE, length - _UDP_SIZE, 0, 0)  # fmt: skip
+                b0 << 8 | b1, b2 << 8 | b3, off + _UDP_SIZE, length - _UDP_SIZE, 0, 0)  # fmt: skip
     return ("", ethertype, tags, True, version, protocol, net, off, False, False, src, dst, 0, 0, 0, 0, 0, 0)
 
 
