@@ -122,6 +122,17 @@ def test_explain_tells_the_story_of_one_packet():
     assert re.search(r"no +tls\.middle_continuation", text)
     assert re.search(r"MATCH tls\.appdata_start .*tls\.appdata_offset=1262", text)
     assert "output 1324 of 2854 captured bytes" in text
+    assert re.search(r"tls this direction: .*active_remaining=1077", text)  # the state found by its key
+
+
+def test_explain_shows_the_quic_connection_state_from_either_end():
+    for number, ports in (("20", "UDP 62697 -> 443"), ("40", "UDP 443 -> 62697")):
+        case = GOLDEN / "quic_test_2"
+        result = run_cli("explain", "--config", str(case / "config.ini"),
+                         "--offline-input", str(case / "input.pcap"), "--packet", number)  # fmt: skip
+        text = result.stdout.decode()
+        assert result.returncode == 0 and ports in text
+        assert "quic flow: scid_a=f3aae56f5b5ccef6 scid_b=5150b9" in text
 
 
 def _rules_copy(tmp_path: Path) -> Path:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pcapconstrictor.engine.analysis.decode import decode
-from pcapconstrictor.engine.analysis.flow_keys import direction_key, key_in, reverse_key_in
+from pcapconstrictor.engine.analysis.flow_keys import connection_key, direction_key, key_in, reverse_key_in
 
 
 def frame(protocol: str, src: bytes, dst: bytes, sport: int, dport: int, options: bytes) -> bytes:
@@ -40,3 +40,10 @@ def test_directions_and_families_have_distinct_keys():
             direction_key(packets.CLIENT4, packets.SERVER4, 443, 50000),
             direction_key(packets.CLIENT6, packets.SERVER6, 50000, 443)}  # fmt: skip
     assert len(keys) == 4
+
+
+def test_a_connection_has_one_key_from_either_end():
+    a, b = packets.CLIENT4, packets.SERVER4
+    assert connection_key(a, b, 50000, 443) == connection_key(b, a, 443, 50000)
+    assert connection_key(b, a, 443, 50000) == direction_key(a, b, 50000, 443)
+    assert connection_key(a, a, 9, 8) == direction_key(a, a, 8, 9)  # one address: the smaller port first

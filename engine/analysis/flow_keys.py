@@ -1,5 +1,6 @@
 """The key of one direction of a TCP or UDP connection, for the per-direction tables of the
-TLS, SSH and DTLS walks.
+TLS, SSH and DTLS walks; and of a connection, for QUIC's (the direction from its smaller
+endpoint, SPEC §9.2).
 
 A direction is keyed by one bytes object: both addresses, then both ports, as they lie in an
 IP header without options followed by its TCP or UDP header (source address right before the
@@ -30,6 +31,14 @@ assert transport.udp_header.big_endian_at("dst_port", 2) == _PORT
 def direction_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
     """The key of the direction from ``src``:``sport`` to ``dst``:``dport`` (for tools and tests)."""
     return src + dst + sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+
+
+def connection_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
+    """The key of the connection between the two endpoints: :func:`direction_key` from the
+    smaller ``(address, port)`` (for tools and tests)."""
+    if src < dst or (src == dst and sport <= dport):
+        return direction_key(src, dst, sport, dport)
+    return direction_key(dst, src, dport, sport)
 
 
 def key_in(data: bytes, src: bytes, dst: bytes, net: int, transport_at: int) -> bytes:

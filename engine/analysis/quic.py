@@ -9,13 +9,17 @@ known only RFC 8999's invariants are read.  What to keep is up to the rules.
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from pcapconstrictor.formats import quic_wire
 from pcapconstrictor.formats.derived import quic as quic_format
 
 from .facts import table
+from .flow_keys import key_in, reverse_key_in
 from .flow_table import FlowTable
+
+if TYPE_CHECKING:  # mypyc's native integers; at run time (pure Python) plain annotations
+    from mypy_extensions import i64
 
 _FIXED: Final = quic_format.quic_long_header_fixed
 _FIXED_SIZE: Final = _FIXED.size
@@ -23,15 +27,13 @@ _FIXED_SIZE: Final = _FIXED.size
 # the version only needs comparing with 0, the packet type is a bit field of
 # the first byte.
 _VERSION_AT: Final = _FIXED.fields["version"].offset
-_VERSION_END: Final = _VERSION_AT + _FIXED.fields["version"].size
+assert _FIXED.fields["version"].size == 4, "the walk reads the version as four bytes"
 _GOOGLE: Final = quic_wire.GOOGLE_QUIC_PREFIX
-_types_of: Final = quic_wire.long_packet_types
 _TYPE_AT: Final = _FIXED.in_byte("long_packet_type")[0]
 _TYPE_SHIFT: Final = _FIXED.in_byte("long_packet_type")[1]
 _TYPE_MASK: Final = _FIXED.in_byte("long_packet_type")[2]
 _DCID_LEN_AT: Final = _FIXED.fields["dcid_length"].offset
 _MAX_CID: Final = quic_wire.MAX_CID_LENGTH
-_varint_at: Final = quic_wire.varint_at
 _INITIAL: Final = quic_wire.LONG_INITIAL
 _RETRY: Final = quic_wire.LONG_RETRY
 # Google QUIC up to Q043 (no long header): public flags with the version bit (0x01)
@@ -98,7 +100,7 @@ class QuicFacts:
 class QuicAnalyzer:
     """Per-flow QUIC connection-ID learning over a run.
 
-    A flow is keyed ``(ip_version, addr_a, port_a, addr_b, port_b)`` with
+    A flow is keyed by the direction from endpoint a to endpoint b (flow_keys.connection_key),
     endpoint a the smaller ``(address, port)`` (SPEC §9.2's canonical order)."""
 
     def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
@@ -106,11 +108,12 @@ class QuicAnalyzer:
 
     # decoder fields analyze() takes after (data, ts_ns), in order
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "ip_version", "src_addr", "dst_addr", "src_port", "dst_port", "payload_offset", "payload_len",
+        "src_addr", "dst_addr", "src_port", "dst_port", "network_offset", "transport_offset",
+        "payload_offset", "payload_len",
     )  # fmt: skip
 
-    def analyze(self, data: bytes, ts_ns: int, version: int, src_addr: bytes, dst_addr: bytes,
-                sport: int, dport: int, base: int, n: int) -> QuicFacts:  # fmt: skip
+    def analyze(self, data: bytes, ts_ns: int, src_addr: bytes, dst_addr: bytes, sport: int, dport: int,
+                net: int, udp_at: int, base: int, n: int) -> QuicFacts:  # fmt: skip
         """Walk the ``n`` payload bytes at ``data[base:]`` of one UDP datagram."""
         f = QuicFacts()
         if n == 0:
@@ -118,9 +121,9 @@ class QuicAnalyzer:
         # (src_addr, sport) <= (dst_addr, dport): bytes compare, then port; ties to the source
         a_to_b = src_addr < dst_addr or (src_addr == dst_addr and sport <= dport)
         if a_to_b:
-            key = (version, src_addr, sport, dst_addr, dport)
+            key = key_in(data, src_addr, dst_addr, net, udp_at)
         else:
-            key = (version, dst_addr, dport, src_addr, sport)
+            key = reverse_key_in(data, src_addr, dst_addr, udp_at)
         end = base + n
         off = 0
         flow = None
@@ -129,9 +132,12 @@ class QuicAnalyzer:
             if n - off < _FIXED_SIZE:
                 f.malformed = True
                 return f
-            vbytes = data[o + _VERSION_AT : o + _VERSION_END]
-            version = int.from_bytes(vbytes, "big")
-            types = _types_of(version)
+            v0: i64 = data[o + _VERSION_AT]
+            v1: i64 = data[o + _VERSION_AT + 1]
+            v2: i64 = data[o + _VERSION_AT + 2]
+            v3: i64 = data[o + _VERSION_AT + 3]
+            version = v0 << 24 | v1 << 16 | v2 << 8 | v3
+            types = quic_wire.long_packet_types(version)
             if types is None:
                 # After a packet of a known version this is filler, not another
                 # version (coalesced packets share one connection, RFC 9000 §12.2).
@@ -139,7 +145,7 @@ class QuicAnalyzer:
                     f.malformed = True
                 elif version == 0:
                     f.version_negotiation = True
-                elif vbytes[:2] == _GOOGLE:
+                elif data[o + _VERSION_AT : o + _VERSION_AT + 2] == _GOOGLE:
                     f.google_quic = True
                 else:  # RFC 8999 §5.1: only the connection IDs may be read
                     f.unknown_version = True
@@ -203,11 +209,11 @@ def _long_header(data: bytes, o: int, end: int, types: tuple[int, int, int, int]
     if ptype == _RETRY:
         return end - o, scid
     if ptype == _INITIAL:
-        token, size = _varint_at(data, p, end)
+        token, size = quic_wire.varint_at(data, p, end)
         if not size or p + size + token > end:
             return None
         p += size + token
-    length, size = _varint_at(data, p, end)
+    length, size = quic_wire.varint_at(data, p, end)
     if not size or p + size + length > end:
         return None
     return p + size + length - o, scid

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from pcapconstrictor.engine.analysis.decode import decode
-from pcapconstrictor.engine.analysis.flow_keys import direction_key
+from pcapconstrictor.engine.analysis.flow_keys import connection_key, direction_key
 from pcapconstrictor.engine.sinks.decision_log import address
 from pcapconstrictor.engine.sinks.fact_values import fact_names, fact_values, facts_used, format_facts
 from pcapconstrictor.engine.sources.capture_files import open_capture
@@ -38,11 +38,10 @@ def _state_lines(evaluator, decoded) -> list[str]:
         if state is not None:
             fields = " ".join(f"{k}={getattr(state, k)}" for k in state.FIELDS)
             lines.append(f"  tls {label}: {fields}")
-    quic = evaluator.analyzers["quic"].flows.entries
-    for key, state in quic.items():
-        endpoints = {key[1:3], key[3:5]}
-        if endpoints == {(d.src_addr, d.src_port), (d.dst_addr, d.dst_port)}:
-            lines.append(f"  quic flow: scid_a={_hex(state.scid_a)} scid_b={_hex(state.scid_b)}")
+    connection = connection_key(d.src_addr, d.dst_addr, d.src_port, d.dst_port)
+    quic = evaluator.analyzers["quic"].flows.entries.get(connection)
+    if quic is not None:
+        lines.append(f"  quic flow: scid_a={_hex(quic.scid_a)} scid_b={_hex(quic.scid_b)}")
     return lines or ["  (no state)"]
 
 

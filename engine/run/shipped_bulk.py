@@ -372,7 +372,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.quic (line 63)
         if ((d_udp and self.cfg_quic_enabled) and ((0 <= d_src_port < 65536 and self.cfg_quic_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_quic_ports[d_dst_port] != 0))):
-            q = self.a_quic.analyze(data, ts_ns, d_ip_version, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len)
+            q = self.a_quic.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
             # rule quic.version_negotiation (line 14)
             if q.version_negotiation:
                 self.n40 += 1
