@@ -182,6 +182,31 @@ def test_flow_table_is_bounded_and_evictions_are_counted():
     assert len(analyzer.flows) == 2 and analyzer.flows.evictions == 8
 
 
+def test_tcp_udp_and_other_protocols_between_the_same_endpoints_are_separate_flows():
+    """Keys are frame slices (addresses, then ports) of lengths that tell TCP, UDP and other
+    protocols apart; either direction finds the one flow; FlowAnalyzer.key (explain) agrees."""
+    import packets
+
+    analyzer = FlowAnalyzer()
+    a, b = packets.CLIENT4, packets.SERVER4
+    frames = [packets.tcp4_frame(bytes(100), src=a, dst=b, sport=5000, dport=6000),
+              packets.tcp4_frame(bytes(40), src=b, dst=a, sport=6000, dport=5000, seq=9000),
+              packets.udp4_frame(bytes(50), src=a, dst=b, sport=5000, dport=6000),
+              packets.udp4_frame(bytes(30), src=b, dst=a, sport=6000, dport=5000),
+              packets.ethernet(0x0800, packets.ipv4(1, bytes(64), src=b, dst=a)),  # ICMP
+              packets.tcp4_frame(bytes(10), src=a, dst=b, sport=5000, dport=6000, seq=1100,
+                                 options=b"\x01" * 4)]  # fmt: skip
+    facts = []
+    for f in frames:
+        d = decode(f, len(f))
+        facts.append(analyze_decoded(analyzer, d, f, 0))
+        key, _ = FlowAnalyzer.key(d.protocol, d.tcp, d.udp, d.src_addr, d.dst_addr, d.src_port, d.dst_port)
+        assert key in analyzer.flows.entries
+    assert len(analyzer.flows.entries) == 3
+    assert [x.packets_before for x in facts] == [0, 0, 0, 0, 0, 1]  # each direction its own count
+    assert facts[3].bytes_before == 0 and facts[5].bytes_before == 100
+
+
 def _bulk_capture(tmp_path) -> tuple:
     from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
 

@@ -22,6 +22,7 @@ from pcapconstrictor.formats.derived import ip as ip_format
 from pcapconstrictor.formats.derived import transport as transport_format
 
 from .facts import table
+from .flow_keys import direction_key, key_in, reverse_key_in
 from .flow_table import FlowTable
 
 _V4_TOTAL_AT: Final = ip_format.ipv4_header.big_endian_at("total_length", 2)
@@ -33,6 +34,7 @@ _V6_PAYLOAD_AT: Final = _V6.big_endian_at("payload_length", 2)
 _V6_SIZE: Final = _V6.size
 _SEQ_MOD: Final = 1 << 32
 _SEQ_HALF: Final = 1 << 31
+_UDP_TAG: Final = bytes((ip_format.IPPROTO_UDP,))  # before a UDP flow's key
 
 FLOW_FACTS = table("flow", "fl.", [
     ("offset", "int", "offset",
@@ -110,19 +112,33 @@ class FlowAnalyzer:
     )  # fmt: skip
 
     @staticmethod
-    def key(protocol: int, src: bytes, dst: bytes, sport: int, dport: int) -> tuple[tuple, bool]:
-        """The flow's canonical key, and whether the sender is its first endpoint."""
-        if src < dst or (src == dst and sport <= dport):
-            return (protocol, src, sport, dst, dport), True
-        return (protocol, dst, dport, src, sport), False
+    def key(protocol: int, is_tcp: bool, is_udp: bool, src: bytes, dst: bytes, sport: int,
+            dport: int) -> tuple[bytes, bool]:  # fmt: skip
+        """The flow's key as :meth:`analyze` builds it from the frame, and whether the sender
+        is its first endpoint (for tools and tests)."""
+        forward = src < dst or (src == dst and sport <= dport)
+        if is_tcp or is_udp:
+            key = direction_key(src, dst, sport, dport) if forward else direction_key(dst, src, dport, sport)
+            return (key if is_tcp else _UDP_TAG + key), forward
+        return bytes((protocol,)) + (src + dst if forward else dst + src), forward
 
     def analyze(self, data: bytes, ts_ns: int, version: int, protocol: int, src: bytes, dst: bytes,
                 sport: int, dport: int, net: int, transport: int, is_tcp: bool, is_udp: bool,
                 base: int, n: int, seq: int, flags: int) -> FlowFacts:  # fmt: skip
         """Place this packet's payload in its direction's stream and count it."""
-        if not (is_tcp or is_udp):  # another IP protocol: the payload follows the IP header
+        # the key: the connection's (flow_keys: addresses then ports, from the smaller endpoint),
+        # a UDP one tagged, else the protocol and the two addresses; their lengths differ
+        forward = src < dst or (src == dst and sport <= dport)
+        if is_tcp or is_udp:
+            if forward:
+                key = key_in(data, src, dst, net, transport)
+            else:
+                key = reverse_key_in(data, src, dst, transport)
+            if is_udp:
+                key = _UDP_TAG + key
+        else:  # another IP protocol (or a fragment): the payload follows the IP header
             base, n = transport, _ip_payload_len(data, version, net, transport)
-        key, forward = self.key(protocol, src, dst, sport, dport)
+            key = bytes((protocol,)) + (src + dst if forward else dst + src)
         state = self.flows.get(key, ts_ns)
         if state is None:
             state = self.flows.add(key, FlowCounters(ts_ns), ts_ns)

@@ -48,7 +48,7 @@ def _state_lines(evaluator, decoded) -> list[str]:
 def _flow_counter_lines(evaluator, d) -> list[str]:
     """The flow budget's counters for this packet's flow (issue 17), if it has any."""
     flow = evaluator.analyzers["flow"]
-    key, forward = flow.key(d.protocol, d.src_addr, d.dst_addr, d.src_port, d.dst_port)
+    key, forward = flow.key(d.protocol, d.tcp, d.udp, d.src_addr, d.dst_addr, d.src_port, d.dst_port)
     state = flow.flows.entries.get(key)
     if state is None:
         return []
