@@ -3,17 +3,28 @@
 The writers' loop over the frames of a batch: each frame's kept bytes, and around them a
 classic PCAP record header (:func:`pcap_records`) or a pcapng Enhanced Packet Block
 (:func:`epb_records`), appended to the writer's list of parts, which reaches the file by
-``writev`` without being joined.  Compiled with mypyc (engine/compiled.py); interpreted, it
-is the loop the writers had.  Every layout is the derived one of formats/.
+``writev`` without being joined.  And the same for runs left in the read buffer (compiled
+installs): a classic PCAP run as blocks (:func:`records_as_blocks`), a pcapng run as
+records (:func:`blocks_as_pcap`) or as its own section writes it (:func:`cut_blocks`).  One
+record header (:func:`record_bytes`) and one block's head and tail (:func:`block_head`,
+:func:`block_tail`) serve them all.  Compiled with mypyc (engine/compiled.py).  Every
+layout is the derived one of formats/.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from pcapconstrictor.engine.sources.pcap_records import HEADER_SIZE as RECORD_HEADER_SIZE
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords, record_header
+from pcapconstrictor.engine.sources.pcapng_packets import (
+    DATA_AT,
+    TRAILER_SIZE,
+    PcapngRecords,
+    enhanced_fields,
+    packet_at,
+)
 from pcapconstrictor.formats.derived import pcap
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -55,6 +66,26 @@ def _cut(data: Any, n: int) -> bytes:
     return bytes(data[:n])
 
 
+Pack = Callable[..., bytes]  # a whole_struct().pack of a record header, block header or trailer
+
+
+def record_bytes(pack: Pack, units: int, per_second: int, n: int, orig: int) -> bytes:
+    """A PCAP record header for a packet of ``n`` bytes (``orig`` on the wire: never below
+    ``n``, §6.4) stamped ``units`` after the epoch, ``per_second`` of them a second."""
+    sec = units // per_second
+    return pack(sec & _MASK32, units - sec * per_second, n, orig if orig > n else n)
+
+
+def block_head(pack: Pack, size: int, iface: int, ticks: int, n: int, orig: int) -> bytes:
+    """An Enhanced Packet Block's header: ``size`` bytes in all, a packet of ``n`` bytes."""
+    return pack(_EPB_TYPE, size, iface, (ticks >> 32) & _MASK32, ticks & _MASK32, n, orig if orig > n else n)
+
+
+def block_tail(trailer: Pack, n: int, options: bytes, size: int) -> bytes:
+    """What follows an Enhanced Packet Block's ``n`` packet bytes: padding, options, trailer."""
+    return _PADDING[n & 3] + options + trailer(size)
+
+
 def pcap_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], parts: list[Any],
                  big: bool = False, nanosecond: bool = False) -> int:  # fmt: skip
     """Append a §11.2 record per frame (header, then its payload) to ``parts``: the
@@ -66,9 +97,7 @@ def pcap_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], 
     per_second = 1_000_000_000 // tick
     append = parts.append
     for (ts_ns, _, orig), n, payload in zip(frames, lengths, payloads, strict=True):
-        units = ts_ns // tick
-        sec = units // per_second
-        append(pack(sec & _MASK32, units - sec * per_second, n, orig if orig > n else n))
+        append(record_bytes(pack, ts_ns // tick, per_second, n, orig))
         append(payload)
     return RECORD_SIZE * len(payloads) + sum(lengths)
 
@@ -89,10 +118,9 @@ def epb_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], p
     if own:
         for (ticks, _, orig), n, payload in zip(frames, lengths, payloads, strict=True):
             size = EPB_OVERHEAD + n + (-n & 3)
-            append(epb(_EPB_TYPE, size, 0, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
-                       orig if orig > n else n))  # fmt: skip
+            append(block_head(epb, size, 0, ticks, n, orig))
             append(payload)
-            append(_PADDING[n & 3] + trailer(size))
+            append(block_tail(trailer, n, b"", size))
             total += size
         return len(payloads), total
     i = first
@@ -104,10 +132,9 @@ def epb_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], p
         options = packet.options
         ticks = packet.ticks
         size = EPB_OVERHEAD + n + (-n & 3) + len(options)
-        append(epb(_EPB_TYPE, size, packet.interface_id, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
-                   orig if orig > n else n))  # fmt: skip
+        append(block_head(epb, size, packet.interface_id, ticks, n, orig))
         append(payloads[i])
-        append(_PADDING[n & 3] + options + trailer(size))
+        append(block_tail(trailer, n, options, size))
         total += size
         i += 1
     return i, total
@@ -136,10 +163,67 @@ def records_as_blocks(records: PcapRecords, cuts: list[int], parts: list[Any]) -
         ticks = (sec * 1_000_000 + usec) * 1000
         size = EPB_OVERHEAD + n + (-n & 3)
         start = pos + RECORD_HEADER_SIZE
-        parts.append(epb(_EPB_TYPE, size, 0, (ticks >> 32) & _MASK32, ticks & _MASK32, n,
-                         orig if orig > n else n))  # fmt: skip
+        parts.append(block_head(epb, size, 0, ticks, n, orig))
         parts.append(view[start : start + n])
-        parts.append(_PADDING[n & 3] + trailer(size))
+        parts.append(block_tail(trailer, n, b"", size))
         total += size
         pos = start + incl
+    return total
+
+
+def cut_blocks(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int:
+    """Append to ``parts`` the blocks of ``run`` as a pcapng output of its section writes
+    them: runs kept whole as views of the buffer (no copy); each block whose offset is
+    ``cuts[2 i]`` rebuilt with its packet cut to ``cuts[2 i + 1]`` bytes (its interface,
+    ticks, orig_len and options as they were).  Returns the bytes appended."""
+    buf = run.buf
+    big = run.big
+    view = memoryview(buf)
+    epb = (_EPB_BE if big else _EPB_LE).pack
+    trailer = (_TRAILER_BE if big else _TRAILER_LE).pack
+    whole = run.first
+    total = 0
+    for i in range(0, len(cuts), 2):
+        at = cuts[i]
+        kept = cuts[i + 1]
+        iface, ticks, incl, orig, length = enhanced_fields(buf, at, big)
+        options = buf[at + DATA_AT + incl + (-incl & 3) : at + length - TRAILER_SIZE]
+        size = EPB_OVERHEAD + kept + (-kept & 3) + len(options)
+        if at > whole:
+            parts.append(view[whole:at])
+        parts.append(block_head(epb, size, iface, ticks, kept, orig))
+        parts.append(view[at + DATA_AT : at + DATA_AT + kept])
+        parts.append(block_tail(trailer, kept, options, size))
+        total += at - whole + size
+        whole = at + length
+    if run.stop > whole:
+        parts.append(view[whole : run.stop])
+        total += run.stop - whole
+    return total
+
+
+def blocks_as_pcap(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int:
+    """Append to ``parts`` the packets of ``run`` as classic PCAP records (little-endian,
+    microseconds, as :func:`pcap_records` writes a frame): a new record header each, the
+    packet's bytes a view of the buffer; each block whose offset is ``cuts[2 i]`` cut to
+    ``cuts[2 i + 1]`` bytes.  Returns the bytes appended."""
+    buf = run.buf
+    big = run.big
+    interfaces = run.interfaces
+    view = memoryview(buf)
+    pack = _RECORD_LE.pack
+    pos = run.first
+    total = 0
+    i = 0
+    cut_at = cuts[0] if cuts else -1
+    while pos < run.stop:
+        ts_ns, n, orig, length = packet_at(buf, pos, big, interfaces)
+        if pos == cut_at:
+            n = cuts[i + 1]
+            i += 2
+            cut_at = cuts[i] if i < len(cuts) else -1
+        parts.append(record_bytes(pack, ts_ns // 1000, 1_000_000, n, orig))
+        parts.append(view[pos + DATA_AT : pos + DATA_AT + n])
+        total += RECORD_SIZE + n
+        pos += length
     return total

@@ -17,10 +17,15 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import BinaryIO
 
-from pcapconstrictor.engine.sinks.frame_records import kept_payloads, pcap_records
+from pcapconstrictor.engine.sinks.frame_records import (
+    blocks_as_pcap,
+    kept_payloads,
+    pcap_records,
+    record_bytes,
+)
 from pcapconstrictor.engine.sinks.output_file import OutputFile, OutputFileRefused, create_output_file
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords, cut_records
-from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords, blocks_as_pcap
+from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.derived import pcap
 
@@ -179,8 +184,7 @@ class PcapWriter:
                 raise ValueError(f"incl_len {incl_len} exceeds the {size} byte(s) of packet data")
             if pos > run:
                 append(records[run:pos])
-            sec, usec = divmod(ts_ns // 1000, 1_000_000)
-            append(pack(sec & 0xFFFFFFFF, usec, incl_len, orig_len if orig_len > incl_len else incl_len))
+            append(record_bytes(pack, ts_ns // 1000, 1_000_000, incl_len, orig_len))
             append(data[:incl_len])
             pos += _RECORD_SIZE + size
             run = pos

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords, cut_blocks
+from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords
 from pcapconstrictor.engine.sources.pcapng_reader import PcapngReader
 from pcapconstrictor.formats.derived import pcapng as ng
 
-from .frame_records import EPB_OVERHEAD, epb_records
+from .frame_records import EPB_OVERHEAD, cut_blocks, epb_records
 from .pcap_writer import PcapWriter
 
 _BLOCK_HEADER = {False: ng.LITTLE.block_header, True: ng.BIG.block_header}

@@ -15,7 +15,6 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from pcapconstrictor.formats.derived import pcap
 from pcapconstrictor.formats.derived import pcapng as ng
 
 _FIXED: Final = ng.BIG.enhanced_packet_block_fixed
@@ -27,10 +26,6 @@ TRAILER_SIZE: Final = ng.BLOCK_TRAILER_SIZE
 _BLOCK_LE: Final = struct.Struct(ng.LITTLE.block_header.whole_struct().format
                                  + _FIXED_LE.whole_struct().format[1:])  # fmt: skip
 _BLOCK_BE: Final = struct.Struct(ng.BIG.block_header.whole_struct().format + _FIXED.whole_struct().format[1:])
-_EPB_HEADER_LE: Final = ng.LITTLE.enhanced_packet_block_header.whole_struct()
-_EPB_HEADER_BE: Final = ng.BIG.enhanced_packet_block_header.whole_struct()
-_TRAILER_LE: Final = ng.LITTLE.block_trailer.whole_struct()
-_TRAILER_BE: Final = ng.BIG.block_trailer.whole_struct()
 _HEADER: Final = ng.BIG.block_header
 _LENGTH_AT: Final = _HEADER.big_endian_at("block_total_length", 4)
 _IFACE_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("interface_id", 4)
@@ -38,8 +33,6 @@ _UPPER_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_upper", 4)
 _LOWER_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("timestamp_lower", 4)
 _INCL_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("captured_packet_length", 4)
 _ORIG_AT: Final = HEADER_SIZE + _FIXED.big_endian_at("original_packet_length", 4)
-_RECORD_LE: Final = pcap.pcaprec_hdr_le.whole_struct()
-_RECORD_SIZE: Final = pcap.pcaprec_hdr_le.size
 _ZEROS: Final = (b"", b"\0", b"\0\0", b"\0\0\0")  # padding, by its length
 DATA_AT: Final = HEADER_SIZE + _FIXED.size  # where an Enhanced Packet Block's packet starts
 SMALLEST: Final = DATA_AT + TRAILER_SIZE  # one with no packet and no options
@@ -154,74 +147,16 @@ def enhanced_run(buf: bytes, pos: int, big: bool, interfaces: list[Interface], l
     return pos, count, added
 
 
+def enhanced_fields(buf: bytes, pos: int, big: bool) -> tuple[int, int, int, int, int]:
+    """``(interface_id, ticks, incl_len, orig_len, block length)`` of the Enhanced Packet Block
+    at ``pos`` of a :class:`PcapngRecords` run (checked when the run was found)."""
+    ticks = u32_at(buf, pos + _UPPER_AT, big) << 32 | u32_at(buf, pos + _LOWER_AT, big)
+    return (u32_at(buf, pos + _IFACE_AT, big), ticks, u32_at(buf, pos + _INCL_AT, big),
+            u32_at(buf, pos + _ORIG_AT, big), u32_at(buf, pos + _LENGTH_AT, big))  # fmt: skip
+
+
 def packet_at(buf: bytes, pos: int, big: bool, interfaces: list[Interface]) -> tuple[int, int, int, int]:
     """``(ts_ns, incl_len, orig_len, block length)`` of the block at ``pos`` of a
-    :class:`PcapngRecords` run (checked when the run was found)."""
-    iface = interfaces[u32_at(buf, pos + _IFACE_AT, big)]
-    ticks = u32_at(buf, pos + _UPPER_AT, big) << 32 | u32_at(buf, pos + _LOWER_AT, big)
-    return (timestamp_ns(iface, ticks), u32_at(buf, pos + _INCL_AT, big), u32_at(buf, pos + _ORIG_AT, big),
-            u32_at(buf, pos + _LENGTH_AT, big))  # fmt: skip
-
-
-def cut_blocks(run: PcapngRecords, cuts: list[int], parts: list[bytes | memoryview]) -> int:
-    """Append to ``parts`` the blocks of ``run`` as a pcapng output of its section writes
-    them: runs kept whole as views of the buffer (no copy); each block whose offset is
-    ``cuts[2 i]`` rebuilt with its packet cut to ``cuts[2 i + 1]`` bytes (its interface,
-    ticks, orig_len and options as they were).  Returns the bytes appended."""
-    buf = run.buf
-    big = run.big
-    view = memoryview(buf)
-    header = (_EPB_HEADER_BE if big else _EPB_HEADER_LE).pack
-    trailer = (_TRAILER_BE if big else _TRAILER_LE).pack
-    whole = run.first
-    total = 0
-    for i in range(0, len(cuts), 2):
-        at = cuts[i]
-        kept = cuts[i + 1]
-        length = u32_at(buf, at + _LENGTH_AT, big)
-        incl = u32_at(buf, at + _INCL_AT, big)
-        options = buf[at + DATA_AT + incl + (-incl & 3) : at + length - TRAILER_SIZE]
-        size = SMALLEST + kept + (-kept & 3) + len(options)
-        if at > whole:
-            parts.append(view[whole:at])
-        iface = u32_at(buf, at + _IFACE_AT, big)
-        upper = u32_at(buf, at + _UPPER_AT, big)
-        lower = u32_at(buf, at + _LOWER_AT, big)
-        parts.append(header(_EPB, size, iface, upper, lower, kept, u32_at(buf, at + _ORIG_AT, big)))
-        parts.append(view[at + DATA_AT : at + DATA_AT + kept])
-        parts.append(_ZEROS[-kept & 3] + options + trailer(size))
-        total += at - whole + size
-        whole = at + length
-    if run.stop > whole:
-        parts.append(view[whole : run.stop])
-        total += run.stop - whole
-    return total
-
-
-def blocks_as_pcap(run: PcapngRecords, cuts: list[int], parts: list[bytes | memoryview]) -> int:
-    """Append to ``parts`` the packets of ``run`` as classic PCAP records (little-endian,
-    microseconds, as engine/sinks/frame_records.pcap_records writes a frame): a new record
-    header each, the packet's bytes a view of the buffer; each block whose offset is
-    ``cuts[2 i]`` cut to ``cuts[2 i + 1]`` bytes.  Returns the bytes appended."""
-    buf = run.buf
-    big = run.big
-    interfaces = run.interfaces
-    view = memoryview(buf)
-    pack = _RECORD_LE.pack
-    pos = run.first
-    total = 0
-    i = 0
-    cut_at = cuts[0] if cuts else -1
-    while pos < run.stop:
-        ts_ns, n, orig, length = packet_at(buf, pos, big, interfaces)
-        if pos == cut_at:
-            n = cuts[i + 1]
-            i += 2
-            cut_at = cuts[i] if i < len(cuts) else -1
-        usec = ts_ns // 1000
-        sec = usec // 1_000_000
-        parts.append(pack(sec & 0xFFFFFFFF, usec - sec * 1_000_000, n, orig if orig > n else n))
-        parts.append(view[pos + DATA_AT : pos + DATA_AT + n])
-        total += _RECORD_SIZE + n
-        pos += length
-    return total
+    :class:`PcapngRecords` run."""
+    iface, ticks, incl, orig, length = enhanced_fields(buf, pos, big)
+    return timestamp_ns(interfaces[iface], ticks), incl, orig, length
