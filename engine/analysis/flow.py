@@ -34,7 +34,8 @@ _V6_PAYLOAD_AT: Final = _V6.big_endian_at("payload_length", 2)
 _V6_SIZE: Final = _V6.size
 _SEQ_MOD: Final = 1 << 32
 _SEQ_HALF: Final = 1 << 31
-_UDP_TAG: Final = bytes((ip_format.IPPROTO_UDP,))  # before a UDP flow's key
+_PROTOCOL_BYTE: Final = [bytes((p,)) for p in range(256)]  # before another protocol's key
+_UDP_TAG: Final = _PROTOCOL_BYTE[ip_format.IPPROTO_UDP]  # before a UDP flow's key
 
 FLOW_FACTS = table("flow", "fl.", [
     ("offset", "int", "offset",
@@ -54,30 +55,28 @@ FLOW_FACTS = table("flow", "fl.", [
 ])  # fmt: skip
 
 
-class FlowDirection:
-    """One direction's counters: ``high`` is the stream offset after the
-    highest payload byte seen; ``origin`` the TCP sequence number at offset 0."""
-
-    __slots__ = ("packets", "high", "origin")
-
-    def __init__(self) -> None:
-        self.packets = 0
-        self.high = 0
-        self.origin: int | None = None
-
-
 class FlowCounters:
-    """Both directions of one flow (``a`` sends from the canonical first endpoint)."""
+    """Both directions of one flow, in one object (a table of a million flows holds a million
+    objects, not three million): direction ``a`` sends from the canonical first endpoint.  Per
+    direction, ``*_high`` is the stream offset after the highest payload byte seen, ``*_packets``
+    the packets seen and ``*_origin`` the TCP sequence number at offset 0 (-1: none yet)."""
 
     FIELDS: ClassVar[tuple[str, ...]] = ("first_ns", "flags")
-    __slots__ = ("used", "first_ns", "flags", "a", "b")
+    __slots__ = ("used", "first_ns", "flags", "a_packets", "a_high", "a_origin",
+                 "b_packets", "b_high", "b_origin")  # fmt: skip
 
     def __init__(self, first_ns: int) -> None:
         self.used = False  # the flow table's eviction mark
         self.first_ns = first_ns
         self.flags = 0  # TCP SYN/FIN/RST seen, either direction
-        self.a = FlowDirection()
-        self.b = FlowDirection()
+        self.a_packets = self.a_high = self.b_packets = self.b_high = 0
+        self.a_origin = self.b_origin = -1
+
+    def direction(self, forward: bool) -> tuple[int, int, int]:
+        """``(packets, high, origin)`` of direction a (``forward``) or b (for tools)."""
+        if forward:
+            return self.a_packets, self.a_high, self.a_origin
+        return self.b_packets, self.b_high, self.b_origin
 
 
 class FlowFacts:
@@ -120,7 +119,7 @@ class FlowAnalyzer:
         if is_tcp or is_udp:
             key = direction_key(src, dst, sport, dport) if forward else direction_key(dst, src, dport, sport)
             return (key if is_tcp else _UDP_TAG + key), forward
-        return bytes((protocol,)) + (src + dst if forward else dst + src), forward
+        return _PROTOCOL_BYTE[protocol & 0xFF] + (src + dst if forward else dst + src), forward
 
     def analyze(self, data: bytes, ts_ns: int, version: int, protocol: int, src: bytes, dst: bytes,
                 sport: int, dport: int, net: int, transport: int, is_tcp: bool, is_udp: bool,
@@ -138,14 +137,17 @@ class FlowAnalyzer:
                 key = _UDP_TAG + key
         else:  # another IP protocol (or a fragment): the payload follows the IP header
             base, n = transport, _ip_payload_len(data, version, net, transport)
-            key = bytes((protocol,)) + (src + dst if forward else dst + src)
+            key = _PROTOCOL_BYTE[protocol & 0xFF] + (src + dst if forward else dst + src)
         state = self.flows.get(key, ts_ns)
         if state is None:
             state = self.flows.add(key, FlowCounters(ts_ns), ts_ns)
-        d = state.a if forward else state.b
+        if forward:
+            packets, high, origin = state.a_packets, state.a_high, state.a_origin
+        else:
+            packets, high, origin = state.b_packets, state.b_high, state.b_origin
         f = FlowFacts()
         f.payload_offset, f.payload_len = base, n
-        f.bytes_before, f.packets_before = d.high, d.packets
+        f.bytes_before, f.packets_before = high, packets
         f.syn = f.sequenced = False
         if is_tcp:
             f.sequenced = True
@@ -153,25 +155,29 @@ class FlowAnalyzer:
             if flags & _SYN:
                 f.syn = True
                 start = (seq + 1) % _SEQ_MOD  # the SYN takes one sequence number
-                if d.origin is not None and d.origin != start:  # a new connection on the same ports
-                    d.high = d.packets = f.bytes_before = f.packets_before = 0
-                d.origin = start
+                if origin >= 0 and origin != start:  # a new connection on the same ports
+                    high = packets = f.bytes_before = f.packets_before = 0
+                origin = start
                 offset = 0
-            elif d.origin is None:  # joined mid-stream: count from here
-                d.origin = seq
+            elif origin < 0:  # joined mid-stream: count from here
+                origin = seq
                 offset = 0
             else:
-                delta = (seq - d.origin - d.high) % _SEQ_MOD
-                offset = d.high + (delta - _SEQ_MOD if delta >= _SEQ_HALF else delta)
+                delta = (seq - origin - high) % _SEQ_MOD
+                offset = high + (delta - _SEQ_MOD if delta >= _SEQ_HALF else delta)
                 if offset < 0:  # before the first byte this capture saw
                     offset = 0
             end = offset + n
-            if end > d.high:
-                d.high = end
+            if end > high:
+                high = end
         else:
-            offset = d.high
-            d.high = offset + n
-        d.packets += 1
+            offset = high
+            high = offset + n
+        packets += 1
+        if forward:
+            state.a_packets, state.a_high, state.a_origin = packets, high, origin
+        else:
+            state.b_packets, state.b_high, state.b_origin = packets, high, origin
         f.offset = offset
         seen = state.flags
         f.syn_seen = bool(seen & _SYN)

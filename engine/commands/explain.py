@@ -56,10 +56,10 @@ def _flow_counter_lines(evaluator, d) -> list[str]:
     flags = "".join(name for bit, name in named if state.flags & bit) or "-"
     lines = [f"  flow: first packet at {state.first_ns // 10**9}.{state.first_ns // 1000 % 10**6:06d}, "
              f"TCP flags seen {flags}"]  # fmt: skip
-    for label, side in (("this direction", state.a if forward else state.b),
-                        ("reverse", state.b if forward else state.a)):  # fmt: skip
-        origin = "-" if side.origin is None else side.origin
-        lines.append(f"  flow {label}: payload_bytes={side.high} packets={side.packets} seq_origin={origin}")
+    for label, side in (("this direction", forward), ("reverse", not forward)):
+        packets, high, origin = state.direction(side)
+        lines.append(f"  flow {label}: payload_bytes={high} packets={packets} "
+                     f"seq_origin={'-' if origin < 0 else origin}")  # fmt: skip
     return lines
 
 
