@@ -166,7 +166,7 @@ def main() -> None:
     chosen = {"compiled": args.compiled_python, "pure": args.pure_python, this: sys.executable}
     pythons = {label: chosen[label] for label in ("compiled", "pure") if chosen[label]}
     rows = offline_rows(count, args.workdir, pythons, args.rounds)
-    rows += cost_rows(input_file("mix", count, args.workdir), pythons, max(args.rounds, 7))
+    rows += cost_rows(input_file("mix", count, args.workdir), pythons, max(args.rounds, 9))
     rows += startup_rows(args.workdir)
     rows += memory_rows(count if args.quick else 10_000_000)
     if not args.skip_batch:
