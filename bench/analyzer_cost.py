@@ -1,6 +1,6 @@
 """What enabling the new analyzers costs on the TLS+QUIC+other mix (issue 21, target 5).
 
-    python bench/analyzer_cost.py MIX.pcap [--rounds 7] [--json]
+    python bench/analyzer_cost.py MIX.pcap [--rounds 9] [--json | --instructions]
 
 SSH, DTLS, WireGuard and IPsec ESP are off by default; enabled, their rules test every TCP/UDP
 packet's ports (DTLS also UDP 443's first byte) before the TLS/QUIC rules see it.  Flow budgets
@@ -19,8 +19,11 @@ import argparse
 import gc
 import json
 import os
+import re
 import resource
+import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -114,12 +117,81 @@ def cost_rows(path: str, pythons: dict[str, str], rounds: int) -> list[tuple[str
     return rows
 
 
+def instruction_rows(path: str, pythons: dict[str, str], packets: int = 100_000) -> list[tuple[str, ...]]:
+    """The same ratios counted in instructions, which do not swing with the machine: each
+    variant's whole command under callgrind (valgrind) on the first ``packets`` packets of
+    ``path`` and on its first packet alone; the difference is the packets' work, start-up
+    left out.  Slow (~15 s a run compiled, ~1 min pure); bench/run.py does not run it."""
+    if shutil.which("valgrind") is None:
+        return [("analyzer cost in instructions", "not measured", "valgrind is not installed")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix, one = os.path.join(tmp, "prefix.pcap"), os.path.join(tmp, "one.pcap")
+        taken = _head(path, prefix, packets)
+        _head(path, one, 1)
+        for label, python in pythons.items():
+            per_packet = {}
+            for name, extra in VARIANTS.items():
+                config = os.path.join(tmp, "config.ini")
+                with open(config, "w") as f:
+                    f.write(CONFIG.format(policy="final_only") + extra)
+                out = os.path.join(tmp, "out.pcap")
+                _instructions(python, config, one, out, counted=False)  # the policy cache warm for both
+                counts = [_instructions(python, config, inp, out) for inp in (one, prefix)]
+                per_packet[name] = (counts[1] - counts[0]) / (taken - 1)
+            for name, cost in per_packet.items():
+                if name != "default":
+                    ratio = cost / per_packet["default"]
+                    verdict = "PASS" if ratio <= LIMIT else "FAIL"
+                    rows.append((f"analyzer cost in instructions, mix ({taken:,} packets), ours {label}: "
+                                 f"{name} / default", f"{ratio:.3f}x",
+                                 f"{verdict} (target <= {LIMIT}x); default {per_packet['default']:,.0f} "
+                                 "instructions a packet (callgrind, whole command, no start-up)"))
+    return rows
+
+
+def _head(path: str, out: str, count: int) -> int:
+    """Write the first ``count`` records of the classic PCAP ``path`` to ``out``; how many there were."""
+    header = struct.Struct("<IIII")
+    with open(path, "rb") as f, open(out, "wb") as o:
+        o.write(f.read(24))
+        n = 0
+        while n < count:
+            raw = f.read(16)
+            if len(raw) < 16:
+                break
+            o.write(raw + f.read(header.unpack(raw)[2]))
+            n += 1
+    return n
+
+
+def _instructions(python: str, config: str, path: str, out: str, counted: bool = True) -> int:
+    """Instructions a whole offline command executes (callgrind's total; 0 if not ``counted``)."""
+    argv = [python, "-m", "pcapconstrictor.engine.commands.cli", "--config", config, "--offline-input", path,
+            "--output", out]  # fmt: skip
+    if not counted:
+        subprocess.run(argv, capture_output=True, check=True)
+        return 0
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
+    run = subprocess.run(argv, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no total: {run.stderr[-500:]}")
+    return int(found.group(1))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("path", help="the mix (bench/make_mix.py mix OUT)")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--json", action="store_true", help="print the medians as JSON")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions instead (callgrind, the first 100,000 packets; needs valgrind)")
     args = ap.parse_args()
+    if args.instructions:
+        for row in instruction_rows(args.path, {"(this install)": sys.executable}):
+            print(" | ".join(row))
+        return 0
     if args.json:
         print(json.dumps(measure(args.path, args.rounds)))
         return 0
