@@ -22,7 +22,7 @@ from pcapconstrictor.formats.derived import ip as ip_format
 from pcapconstrictor.formats.derived import transport as transport_format
 
 from .facts import table
-from .flow_keys import direction_key, key_in, reverse_key_in
+from .flow_keys import connection_key, connection_key_in, sender_first
 from .flow_table import FlowTable
 
 _V4_TOTAL_AT: Final = ip_format.ipv4_header.big_endian_at("total_length", 2)
@@ -115,29 +115,26 @@ class FlowAnalyzer:
             dport: int) -> tuple[bytes, bool]:  # fmt: skip
         """The flow's key as :meth:`analyze` builds it from the frame, and whether the sender
         is its first endpoint (for tools and tests)."""
-        forward = src < dst or (src == dst and sport <= dport)
+        forward = sender_first(src, dst, sport, dport)
         if is_tcp or is_udp:
-            key = direction_key(src, dst, sport, dport) if forward else direction_key(dst, src, dport, sport)
+            key = connection_key(src, dst, sport, dport)
             return (key if is_tcp else _UDP_TAG + key), forward
-        return _PROTOCOL_BYTE[protocol & 0xFF] + (src + dst if forward else dst + src), forward
+        return _other_key(protocol, src, dst, forward), forward
 
     def analyze(self, data: bytes, ts_ns: int, version: int, protocol: int, src: bytes, dst: bytes,
                 sport: int, dport: int, net: int, transport: int, is_tcp: bool, is_udp: bool,
                 base: int, n: int, seq: int, flags: int) -> FlowFacts:  # fmt: skip
         """Place this packet's payload in its direction's stream and count it."""
-        # the key: the connection's (flow_keys: addresses then ports, from the smaller endpoint),
+        # the key: the connection's (flow_keys: addresses then ports, from the first endpoint),
         # a UDP one tagged, else the protocol and the two addresses; their lengths differ
-        forward = src < dst or (src == dst and sport <= dport)
         if is_tcp or is_udp:
-            if forward:
-                key = key_in(data, src, dst, net, transport)
-            else:
-                key = reverse_key_in(data, src, dst, transport)
+            key, forward = connection_key_in(data, src, dst, sport, dport, net, transport)
             if is_udp:
                 key = _UDP_TAG + key
         else:  # another IP protocol (or a fragment): the payload follows the IP header
             base, n = transport, _ip_payload_len(data, version, net, transport)
-            key = _PROTOCOL_BYTE[protocol & 0xFF] + (src + dst if forward else dst + src)
+            forward = sender_first(src, dst, sport, dport)
+            key = _other_key(protocol, src, dst, forward)
         state = self.flows.get(key, ts_ns)
         if state is None:
             state = self.flows.add(key, FlowCounters(ts_ns), ts_ns)
@@ -185,6 +182,12 @@ class FlowAnalyzer:
         f.rst_seen = bool(seen & _RST)
         f.age_ms = (ts_ns - state.first_ns) // 1_000_000
         return f
+
+
+def _other_key(protocol: int, src: bytes, dst: bytes, forward: bool) -> bytes:
+    """The key of a flow of another IP protocol (no ports): the protocol, then the first
+    endpoint's address and the other's."""
+    return _PROTOCOL_BYTE[protocol & 0xFF] + (src + dst if forward else dst + src)
 
 
 def _ip_payload_len(data: bytes, version: int, net: int, transport: int) -> int:

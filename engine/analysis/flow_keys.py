@@ -33,12 +33,27 @@ def direction_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
     return src + dst + sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
 
 
+def sender_first(src: bytes, dst: bytes, sport: int, dport: int) -> bool:
+    """Whether the sender is a connection's first endpoint: the smaller ``(address, port)``,
+    bytes compared, then the port; a tie goes to the sender (SPEC §9.2)."""
+    return src < dst or (src == dst and sport <= dport)
+
+
 def connection_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
     """The key of the connection between the two endpoints: :func:`direction_key` from the
-    smaller ``(address, port)`` (for tools and tests)."""
-    if src < dst or (src == dst and sport <= dport):
+    first endpoint (for tools and tests)."""
+    if sender_first(src, dst, sport, dport):
         return direction_key(src, dst, sport, dport)
     return direction_key(dst, src, dport, sport)
+
+
+def connection_key_in(data: bytes, src: bytes, dst: bytes, sport: int, dport: int, net: int,
+                      transport_at: int) -> tuple[bytes, bool]:  # fmt: skip
+    """:func:`connection_key` of the segment or datagram in ``data``, and whether its sender
+    is the first endpoint."""
+    if sender_first(src, dst, sport, dport):
+        return key_in(data, src, dst, net, transport_at), True
+    return reverse_key_in(data, src, dst, transport_at), False
 
 
 def key_in(data: bytes, src: bytes, dst: bytes, net: int, transport_at: int) -> bytes:

@@ -15,7 +15,7 @@ from pcapconstrictor.formats import quic_wire
 from pcapconstrictor.formats.derived import quic as quic_format
 
 from .facts import table
-from .flow_keys import key_in, reverse_key_in
+from .flow_keys import connection_key_in
 from .flow_table import FlowTable
 
 if TYPE_CHECKING:  # mypyc's native integers; at run time (pure Python) plain annotations
@@ -118,12 +118,7 @@ class QuicAnalyzer:
         f = QuicFacts()
         if n == 0:
             return f
-        # (src_addr, sport) <= (dst_addr, dport): bytes compare, then port; ties to the source
-        a_to_b = src_addr < dst_addr or (src_addr == dst_addr and sport <= dport)
-        if a_to_b:
-            key = key_in(data, src_addr, dst_addr, net, udp_at)
-        else:
-            key = reverse_key_in(data, src_addr, dst_addr, udp_at)
+        key, a_to_b = connection_key_in(data, src_addr, dst_addr, sport, dport, net, udp_at)
         end = base + n
         off = 0
         flow = None
