@@ -7,15 +7,15 @@ import time
 
 import pytest
 
-from pcapconstrictor.engine.analysis.flow_table import FlowTable
+from pcapconstrictor.engine.analysis.flow_table import FlowState, FlowTable
 
 
-class State:
-    __slots__ = ("name", "used")
+class State(FlowState):
+    __slots__ = ("name",)
 
     def __init__(self, name: str = "") -> None:
+        super().__init__()
         self.name = name
-        self.used = False
 
 
 def filled(max_flows: int, keys: list[str], timeout_ns: int = 0) -> FlowTable[State]:

@@ -16,7 +16,7 @@ from pcapconstrictor.formats.derived import dtls as dtls_format
 
 from .facts import table
 from .flow_keys import key_in, reverse_key_in
-from .flow_table import FlowTable
+from .flow_table import FlowState, FlowTable
 
 _RECORD: Final = dtls_format.dtls_plaintext_header
 _HEADER_SIZE: Final = _RECORD.size
@@ -62,13 +62,13 @@ DTLS_FACTS = table("dtls", "x.", [
 ])  # fmt: skip
 
 
-class DtlsDirectionState:
+class DtlsDirectionState(FlowState):
     """The connection ID length records sent in one direction carry."""
 
-    __slots__ = ("used", "cid_len")
+    __slots__ = ("cid_len",)
 
     def __init__(self) -> None:
-        self.used = False  # the flow table's eviction mark
+        super().__init__()
         self.cid_len = 0
 
 

@@ -23,7 +23,7 @@ from pcapconstrictor.formats.derived import transport as transport_format
 
 from .facts import table
 from .flow_keys import connection_key, connection_key_in, sender_first
-from .flow_table import FlowTable
+from .flow_table import FlowState, FlowTable
 
 _V4_TOTAL_AT: Final = ip_format.ipv4_header.big_endian_at("total_length", 2)
 _V6: Final = ip_format.ipv6_header
@@ -55,18 +55,18 @@ FLOW_FACTS = table("flow", "fl.", [
 ])  # fmt: skip
 
 
-class FlowCounters:
+class FlowCounters(FlowState):
     """Both directions of one flow, in one object (a table of a million flows holds a million
     objects, not three million): direction ``a`` sends from the canonical first endpoint.  Per
     direction, ``*_high`` is the stream offset after the highest payload byte seen, ``*_packets``
     the packets seen and ``*_origin`` the TCP sequence number at offset 0 (-1: none yet)."""
 
     FIELDS: ClassVar[tuple[str, ...]] = ("first_ns", "flags")
-    __slots__ = ("used", "first_ns", "flags", "a_packets", "a_high", "a_origin",
+    __slots__ = ("first_ns", "flags", "a_packets", "a_high", "a_origin",
                  "b_packets", "b_high", "b_origin")  # fmt: skip
 
     def __init__(self, first_ns: int) -> None:
-        self.used = False  # the flow table's eviction mark
+        super().__init__()
         self.first_ns = first_ns
         self.flags = 0  # TCP SYN/FIN/RST seen, either direction
         self.a_packets = self.a_high = self.b_packets = self.b_high = 0

@@ -25,18 +25,26 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 
-class FlowState(Protocol):
-    used: bool  # set by lookups, cleared by the eviction sweep
+class FlowState:
+    """What every state a flow table holds has: the eviction mark, set by lookups and cleared
+    by the eviction sweep.  A base class, not a protocol: compiled, the mark is then a field
+    at a fixed place in the object, set by one store instead of a generic attribute lookup
+    by name on each hit (~2 % of the TLS+QUIC mix's instructions)."""
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = False
 
 
 S = TypeVar("S", bound=FlowState)
 
 
 class FlowTable(Generic[S]):
-    """dict of flow key -> state (a state has a ``used`` attribute)."""
+    """dict of flow key -> state (a :class:`FlowState`)."""
 
     def __init__(self, max_flows: int, idle_timeout_ns: int = 0) -> None:
         if max_flows < 1:

@@ -16,7 +16,7 @@ from pcapconstrictor.formats.derived import quic as quic_format
 
 from .facts import table
 from .flow_keys import connection_key_in
-from .flow_table import FlowTable
+from .flow_table import FlowState, FlowTable
 
 if TYPE_CHECKING:  # mypyc's native integers; at run time (pure Python) plain annotations
     from mypy_extensions import i64
@@ -65,13 +65,13 @@ QUIC_FACTS = table("quic", "q.", [
 ])  # fmt: skip
 
 
-class QuicFlowState:
+class QuicFlowState(FlowState):
     """SPEC §9.2: the SCID learned for each endpoint of a canonical flow."""
 
-    __slots__ = ("scid_a", "scid_b", "used")
+    __slots__ = ("scid_a", "scid_b")
 
     def __init__(self) -> None:
-        self.used = False  # the flow table's eviction mark
+        super().__init__()
         self.scid_a: bytes | None = None
         self.scid_b: bytes | None = None
 

@@ -16,7 +16,7 @@ from pcapconstrictor.formats.derived import transport
 
 from .facts import table
 from .flow_keys import key_in, reverse_key_in
-from .flow_table import FlowTable
+from .flow_table import FlowState, FlowTable
 
 _PACKET: Final = ssh_format.binary_packet_header
 _HEADER_SIZE: Final = _PACKET.size
@@ -52,14 +52,14 @@ SSH_FACTS = table("ssh", "s.", [
 ])  # fmt: skip
 
 
-class SshDirectionState:
+class SshDirectionState(FlowState):
     """What is known about one direction of a TCP connection."""
 
-    __slots__ = ("used", "phase", "expected_seq", "ident_seen", "remaining", "header",
+    __slots__ = ("phase", "expected_seq", "ident_seen", "remaining", "header",
                  "encrypted_seq")  # fmt: skip
 
     def __init__(self) -> None:
-        self.used = False  # the flow table's eviction mark
+        super().__init__()
         self.phase = IDENTIFICATION
         self.expected_seq = 0
         self.ident_seen = 0  # identification bytes read without a LF yet

@@ -20,7 +20,7 @@ from pcapconstrictor.formats.derived import transport
 
 from .facts import table
 from .flow_keys import key_in, reverse_key_in
-from .flow_table import FlowTable
+from .flow_table import FlowState, FlowTable
 
 _RECORD: Final = tls_format.tls_record_header
 # The u16 length is read as two bytes at its schema offset (cheaper than a
@@ -71,17 +71,17 @@ TLS_FACTS = table("tls", "t.", [
 ])  # fmt: skip
 
 
-class TlsDirectionState:
+class TlsDirectionState(FlowState):
     """SPEC §8.3: what is known about one direction of a TCP connection."""
 
     FIELDS: ClassVar[tuple[str, ...]] = (  # the §8.3 state, in the order tools show it
         "confirmed", "seen_app_data", "synchronized", "expected_seq",
         "active", "active_remaining", "active_app_data",
     )  # fmt: skip
-    __slots__ = (*FIELDS, "used")
+    __slots__ = FIELDS
 
     def __init__(self) -> None:
-        self.used = False  # the flow table's eviction mark, not TLS state
+        super().__init__()  # the flow table's eviction mark, not TLS state
         self.confirmed = False
         self.seen_app_data = False
         self.synchronized = False
