@@ -29,6 +29,8 @@ _LEN_AT: Final = _RECORD.big_endian_at("length", 2)
 _HEADER_SIZE: Final = _RECORD.size
 _VERSION_AT: Final = _RECORD.fields["version_major"].offset
 _TYPES: Final = tls_format.RECORD_CONTENT_TYPES
+# a content type byte -> 1 if known: compiled, one byte index where a set test boxes the byte
+_KNOWN_TYPE: Final = bytes(1 if t in _TYPES else 0 for t in range(256))
 _HANDSHAKE: Final = tls_format.CONTENT_HANDSHAKE
 _APPDATA: Final = tls_format.CONTENT_APPLICATION_DATA
 _MAJOR: Final = tls_format.LEGACY_VERSION_MAJOR
@@ -196,7 +198,7 @@ class TlsAnalyzer:
                         reset = True
         while not reset and off < n:  # step 7: walk the record headers
             p = base + off
-            if n - off < _HEADER_SIZE or data[p] not in _TYPES or data[p + _VERSION_AT] != _MAJOR:
+            if n - off < _HEADER_SIZE or not _KNOWN_TYPE[data[p]] or data[p + _VERSION_AT] != _MAJOR:
                 if at_boundary:  # stream: nothing valid after the record end
                     reset = True
                     break
@@ -267,7 +269,7 @@ class TlsAnalyzer:
 def _valid_header(data: bytes, q: int, end: int) -> int:
     """Record end (absolute) of a plausible header at ``q``: a known content type,
     version 3.0-3.4, a non-empty length within the RFC 8446 §5.2 bound; else -1."""
-    if end - q < _HEADER_SIZE or data[q] not in _TYPES or data[q + _VERSION_AT] != _MAJOR:
+    if end - q < _HEADER_SIZE or not _KNOWN_TYPE[data[q]] or data[q + _VERSION_AT] != _MAJOR:
         return -1
     if data[q + _VERSION_AT + 1] > _MAX_MINOR:
         return -1
