@@ -20,20 +20,22 @@ VERSION_2: typing.Final = 0x6B3343CF  # RFC 9369
 DRAFT_VERSION_PREFIX: typing.Final = 0xFF000000  # ff0000xx: IETF drafts, laid out as version 1
 GOOGLE_QUIC_PREFIX: typing.Final = b"Q0"  # Google QUIC "Q0xx": its own header layout, not RFC 9000's
 
-# type bits -> packet type, per version family (RFC 9000 §17.2, RFC 9369 §3.2)
-_V1_TYPES: typing.Final = (LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE, LONG_RETRY)
-_V2_TYPES: typing.Final = (LONG_RETRY, LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE)
+# type bits -> packet type, per version family (RFC 9000 §17.2, RFC 9369 §3.2): byte ``bits``
+# is the type (bytes, not a tuple: compiled, an index computed per packet reads a byte where a
+# tuple of four ints held as a C struct is rebuilt as a Python tuple to be indexed)
+_V1_TYPES: typing.Final = bytes((LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE, LONG_RETRY))
+_V2_TYPES: typing.Final = bytes((LONG_RETRY, LONG_INITIAL, LONG_ZERO_RTT, LONG_HANDSHAKE))
 
 
-def long_packet_types(version: int) -> tuple[int, int, int, int] | None:
-    """The packet type each value of the two type bits means in ``version``, or
-    None for a version whose long-header layout is not known (RFC 8999: only the
+def long_packet_types(version: int) -> bytes:
+    """The packet type each value of the two type bits means in ``version`` (byte ``bits``),
+    or b"" for a version whose long-header layout is not known (RFC 8999: only the
     version and the connection IDs may be read then)."""
     if version == VERSION_1 or version & 0xFFFFFF00 == DRAFT_VERSION_PREFIX:
         return _V1_TYPES
     if version == VERSION_2:
         return _V2_TYPES
-    return None
+    return b""
 
 
 def packet_type_of(version: int, bits: int) -> int:

@@ -36,6 +36,7 @@ _DCID_LEN_AT: Final = _FIXED.fields["dcid_length"].offset
 _MAX_CID: Final = quic_wire.MAX_CID_LENGTH
 _INITIAL: Final = quic_wire.LONG_INITIAL
 _RETRY: Final = quic_wire.LONG_RETRY
+_NOT_PARSED: Final = (-1, b"")  # _long_header's answer for a header that does not parse
 # Google QUIC up to Q043 (no long header): public flags with the version bit (0x01)
 # and an 8-byte connection ID (0x08), then the version at offset 9.
 _GQUIC_FLAGS: Final = 0x09
@@ -133,7 +134,7 @@ class QuicAnalyzer:
             v3: i64 = data[o + _VERSION_AT + 3]
             version = v0 << 24 | v1 << 16 | v2 << 8 | v3
             types = quic_wire.long_packet_types(version)
-            if types is None:
+            if not types:
                 # After a packet of a known version this is filler, not another
                 # version (coalesced packets share one connection, RFC 9000 §12.2).
                 if off > 0 or _invariant_size(data, o, end) < 0:
@@ -147,11 +148,10 @@ class QuicAnalyzer:
                     f.version = version
                 return f
             f.version = version
-            parsed = _long_header(data, o, end, types)
-            if parsed is None:
+            size, scid = _long_header(data, o, end, types)
+            if size < 0:
                 f.malformed = True
                 return f
-            size, scid = parsed
             if flow is None:
                 flow = self.flows.get_or_create(key, ts_ns, QuicFlowState)
             if scid:  # learn the sender's connection ID
@@ -186,18 +186,19 @@ class QuicAnalyzer:
         return f
 
 
-def _long_header(data: bytes, o: int, end: int, types: tuple[int, int, int, int]) -> tuple[int, bytes] | None:
+def _long_header(data: bytes, o: int, end: int, types: bytes) -> tuple[int, bytes]:
     """``(size, source connection ID)`` of the long-header packet at ``o`` whose
-    type bits mean ``types`` (its version's mapping), or None if it does not
-    parse (SPEC §9.3)."""
+    type bits mean ``types`` (its version's mapping); size -1 if it does not
+    parse (SPEC §9.3).  Never None: compiled, a tuple that cannot be None is
+    returned in registers, not built as an object per packet."""
     dcid_len = data[o + _DCID_LEN_AT]
     p = o + _FIXED_SIZE + dcid_len
     if dcid_len > _MAX_CID or p >= end:
-        return None
+        return _NOT_PARSED
     scid_len = data[p]
     p += 1
     if scid_len > _MAX_CID or p + scid_len > end:
-        return None
+        return _NOT_PARSED
     scid = data[p : p + scid_len]
     p += scid_len
     ptype = types[(data[o + _TYPE_AT] >> _TYPE_SHIFT) & _TYPE_MASK]
@@ -206,11 +207,11 @@ def _long_header(data: bytes, o: int, end: int, types: tuple[int, int, int, int]
     if ptype == _INITIAL:
         token, size = quic_wire.varint_at(data, p, end)
         if not size or p + size + token > end:
-            return None
+            return _NOT_PARSED
         p += size + token
     length, size = quic_wire.varint_at(data, p, end)
     if not size or p + size + length > end:
-        return None
+        return _NOT_PARSED
     return p + size + length - o, scid
 
 
