@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from pcapconstrictor.engine.sources.pcap_records import HEADER_SIZE as RECORD_HEADER_SIZE
-from pcapconstrictor.engine.sources.pcap_records import PcapRecords, record_header
+from pcapconstrictor.engine.sources.pcap_records import PcapRecords, buffer_part, record_header
 from pcapconstrictor.engine.sources.pcapng_packets import (
     DATA_AT,
     TRAILER_SIZE,
@@ -143,7 +143,7 @@ def epb_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], p
 def records_as_blocks(records: PcapRecords, cuts: list[int], parts: list[Any]) -> int:
     """Append to ``parts`` an Enhanced Packet Block per record of a classic PCAP run, as
     :func:`epb_records` writes its frame for our pcapng writer (interface 0, nanosecond
-    ticks), the packet a view of the read buffer; each record whose offset is ``cuts[2 i]`` cut
+    ticks), the packet a part of the read buffer (buffer_part); each record whose offset is ``cuts[2 i]`` cut
     to ``cuts[2 i + 1]`` bytes.  Returns the bytes appended."""
     buf = records.buf
     view = memoryview(buf)
@@ -164,7 +164,7 @@ def records_as_blocks(records: PcapRecords, cuts: list[int], parts: list[Any]) -
         size = EPB_OVERHEAD + n + (-n & 3)
         start = pos + RECORD_HEADER_SIZE
         parts.append(block_head(epb, size, 0, ticks, n, orig))
-        parts.append(view[start : start + n])
+        parts.append(buffer_part(buf, view, start, start + n))
         parts.append(block_tail(trailer, n, b"", size))
         total += size
         pos = start + incl
@@ -173,9 +173,9 @@ def records_as_blocks(records: PcapRecords, cuts: list[int], parts: list[Any]) -
 
 def cut_blocks(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int:
     """Append to ``parts`` the blocks of ``run`` as a pcapng output of its section writes
-    them: runs kept whole as views of the buffer (no copy); each block whose offset is
-    ``cuts[2 i]`` rebuilt with its packet cut to ``cuts[2 i + 1]`` bytes (its interface,
-    ticks, orig_len and options as they were).  Returns the bytes appended."""
+    them: runs kept whole as parts of the buffer (buffer_part: long ones not copied); each
+    block whose offset is ``cuts[2 i]`` rebuilt with its packet cut to ``cuts[2 i + 1]`` bytes
+    (its interface, ticks, orig_len and options as they were).  Returns the bytes appended."""
     buf = run.buf
     big = run.big
     view = memoryview(buf)
@@ -190,9 +190,9 @@ def cut_blocks(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int:
         options = buf[at + DATA_AT + incl + (-incl & 3) : at + length - TRAILER_SIZE]
         size = EPB_OVERHEAD + kept + (-kept & 3) + len(options)
         if at > whole:
-            parts.append(view[whole:at])
+            parts.append(buffer_part(buf, view, whole, at))
         parts.append(block_head(epb, size, iface, ticks, kept, orig))
-        parts.append(view[at + DATA_AT : at + DATA_AT + kept])
+        parts.append(buffer_part(buf, view, at + DATA_AT, at + DATA_AT + kept))
         parts.append(block_tail(trailer, kept, options, size))
         total += at - whole + size
         whole = at + length
@@ -205,7 +205,7 @@ def cut_blocks(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int:
 def blocks_as_pcap(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int:
     """Append to ``parts`` the packets of ``run`` as classic PCAP records (little-endian,
     microseconds, as :func:`pcap_records` writes a frame): a new record header each, the
-    packet's bytes a view of the buffer; each block whose offset is ``cuts[2 i]`` cut to
+    packet's bytes a part of the buffer (buffer_part); each block whose offset is ``cuts[2 i]`` cut to
     ``cuts[2 i + 1]`` bytes.  Returns the bytes appended."""
     buf = run.buf
     big = run.big
@@ -223,7 +223,7 @@ def blocks_as_pcap(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int
             i += 2
             cut_at = cuts[i] if i < len(cuts) else -1
         parts.append(record_bytes(pack, ts_ns // 1000, 1_000_000, n, orig))
-        parts.append(view[pos + DATA_AT : pos + DATA_AT + n])
+        parts.append(buffer_part(buf, view, pos + DATA_AT, pos + DATA_AT + n))
         total += RECORD_SIZE + n
         pos += length
     return total
