@@ -23,7 +23,7 @@ from conftest import run_cli, tshark_count
 from pcapconstrictor.engine.run.pipeline import Pipeline
 from pcapconstrictor.engine.sinks.frame_records import epb_records, kept_payloads, pcap_records
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
-from pcapconstrictor.engine.sources.pcapng_packets import PcapngRecords
+from pcapconstrictor.engine.sources.pcapng_packets import Interface, PcapngRecords, timestamp_ns
 from pcapconstrictor.engine.sources.pcapng_reader import BATCH_FRAMES, PcapngReader
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -298,3 +298,17 @@ def test_a_damaged_file_reads_the_same_in_runs_and_block_by_block(mutations, cut
             _read(content, True)
         return
     assert _read(content, True) == by_block
+
+
+@given(ticks=st.one_of(st.integers(0, 1 << 64), st.sampled_from([(1 << 53) - 1, 1 << 53, 1 << 63])),
+       per=st.sampled_from([0, 1, 2, 10, 1000, 1023, 1024, 1_000_000, 1_000_000_000]),
+       offset_s=st.integers(-(1 << 63), (1 << 63) - 1))  # fmt: skip
+def test_a_packet_time_is_its_ticks_times_the_tick_plus_the_offset_whatever_their_size(ticks, per, offset_s):
+    """timestamp_ns takes a machine multiplication where it cannot overflow: the same exact
+    value as plain integers on either side of that bound (a tick of 1, 1024 ns and over,
+    2**53 ticks and over, a 64-bit offset)."""
+    offset_ns = offset_s * 1_000_000_000
+    units = 1_000_000_000 // per if per else 1 << 20  # per 0: a binary resolution (2**-20 s)
+    iface = Interface(1, 65535, units, offset_ns, per)
+    expected = (ticks * per if per else ticks * 1_000_000_000 // units) + offset_ns
+    assert timestamp_ns(iface, ticks) == expected
