@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+from pcapconstrictor.engine.analysis.decode import U16_FIELDS
+from pcapconstrictor.engine.analysis.facts import DECODED
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
 from pcapconstrictor.engine.config import KEYS, Config
 
@@ -27,6 +29,9 @@ from .codegen import Emitter
 DEFAULT_POLICY = "final_only"  # tls.app_data_continuation_policy's default
 _KINDS = {"u32": "int", "u64": "int", "bool": "bool", "port list": "bytes",
           "string": "str", "enum": "str"}  # fmt: skip
+
+
+_U16_LOCALS = frozenset(DECODED + name for name in U16_FIELDS)
 
 
 def config_name(key: str) -> str:
@@ -57,8 +62,11 @@ class TypedEmitter(Emitter):
         self.emit(depth, f"return {length}")
 
     def membership(self, e: ast.Binary, section: str, scope: dict[str, str]) -> str:
-        """``x in $ports`` as an index into the port list's 64 KiB map: no int object, no hash."""
+        """``x in $ports`` as an index into the port list's 64 KiB map: no int object, no hash
+        (and for a decoded port no bounds test either: interpreted, ~40 % of the test)."""
         left, ports = self.expr(e.left, section, scope), self.expr(e.right, section, scope)
+        if left in _U16_LOCALS:  # a decoded port is in range by construction: no bounds test
+            return f"({ports}[{left}] != 0)"
         if not left.isidentifier():
             return f"port_in({left}, {ports})"
         return f"(0 <= {left} < 65536 and {ports}[{left}] != 0)"

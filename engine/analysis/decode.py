@@ -110,6 +110,11 @@ class Decoded(NamedTuple):
 
 
 FIELDS = Decoded._fields
+# fields always within 0..65535 (16 bits on the wire, 0 where absent): a generated evaluator
+# indexes a 64 KiB port map with them without a bounds test
+U16_FIELDS: Final = tuple(name for name in ("src_port", "dst_port")
+                          if _TCP.fields[name].size == _UDP.fields[name].size == 2)  # fmt: skip
+assert U16_FIELDS == ("src_port", "dst_port")
 
 # decode_fields' result, typed: compiled callers (engine/run/shipped_*.py) get it as a C
 # struct of 18 fields in registers, not a tuple object per frame

@@ -207,7 +207,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n3 += 1
             return baseline
         # rule packet.tls (line 29)
-        if ((d_tcp and self.cfg_tls_enabled) and ((0 <= d_src_port < 65536 and self.cfg_tls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_tls_ports[d_dst_port] != 0))):
+        if ((d_tcp and self.cfg_tls_enabled) and ((self.cfg_tls_ports[d_src_port] != 0) or (self.cfg_tls_ports[d_dst_port] != 0))):
             t = self.a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
             # rule tls.boundary_reset (line 17)
             if t.boundary_reset:
@@ -249,7 +249,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n4 += 1
             return baseline
         # rule packet.wireguard (line 36)
-        if ((d_udp and self.cfg_wireguard_enabled) and ((0 <= d_src_port < 65536 and self.cfg_wireguard_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_wireguard_ports[d_dst_port] != 0))):
+        if ((d_udp and self.cfg_wireguard_enabled) and ((self.cfg_wireguard_ports[d_src_port] != 0) or (self.cfg_wireguard_ports[d_dst_port] != 0))):
             w = self.a_wireguard.analyze(data, ts_ns, d_payload_offset, d_payload_len)
             # rule wireguard.handshake (line 15)
             if w.handshake:
@@ -271,7 +271,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n13 += 1
             return baseline
         # rule packet.ipsec_nat_t (line 42)
-        if ((d_udp and self.cfg_ipsec_enabled) and ((0 <= d_src_port < 65536 and self.cfg_ipsec_nat_t_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_ipsec_nat_t_ports[d_dst_port] != 0))):
+        if ((d_udp and self.cfg_ipsec_enabled) and ((self.cfg_ipsec_nat_t_ports[d_src_port] != 0) or (self.cfg_ipsec_nat_t_ports[d_dst_port] != 0))):
             e = self.a_ipsec.analyze(data, ts_ns, d_protocol, d_udp, d_transport_offset, d_payload_offset, d_payload_len)
             # rule ipsec.ike (line 17)
             if e.ike:
@@ -297,7 +297,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n18 += 1
             return baseline
         # rule packet.ssh (line 48)
-        if ((d_tcp and self.cfg_ssh_enabled) and ((0 <= d_src_port < 65536 and self.cfg_ssh_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_ssh_ports[d_dst_port] != 0))):
+        if ((d_tcp and self.cfg_ssh_enabled) and ((self.cfg_ssh_ports[d_src_port] != 0) or (self.cfg_ssh_ports[d_dst_port] != 0))):
             s = self.a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
             # rule ssh.no_identification (line 19)
             if s.no_identification:
@@ -324,7 +324,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n24 += 1
             return baseline
         # rule packet.dtls (line 56)
-        if ((((d_udp and self.cfg_dtls_enabled) and ((0 <= d_src_port < 65536 and self.cfg_dtls_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_dtls_ports[d_dst_port] != 0))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
+        if ((((d_udp and self.cfg_dtls_enabled) and ((self.cfg_dtls_ports[d_src_port] != 0) or (self.cfg_dtls_ports[d_dst_port] != 0))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
             x = self.a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
             # rule dtls.malformed (line 20)
             if x.malformed:
@@ -352,7 +352,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n30 += 1
             return baseline
         # rule packet.quic (line 63)
-        if ((d_udp and self.cfg_quic_enabled) and ((0 <= d_src_port < 65536 and self.cfg_quic_ports[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_quic_ports[d_dst_port] != 0))):
+        if ((d_udp and self.cfg_quic_enabled) and ((self.cfg_quic_ports[d_src_port] != 0) or (self.cfg_quic_ports[d_dst_port] != 0))):
             q = self.a_quic.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
             # rule quic.version_negotiation (line 14)
             if q.version_negotiation:
@@ -439,7 +439,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n50 += 1
             return baseline
         # rule packet.tcp_budget (line 16)
-        if ((d_tcp and (self.cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
+        if ((d_tcp and (self.cfg_flow_budget_bytes > 0)) and (not ((self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
             fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
             # rule flow.over_budget (line 38)
             if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
@@ -454,7 +454,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n56 += 1
             return baseline
         # rule packet.udp_budget (line 22)
-        if ((d_udp and (self.cfg_flow_budget_bytes > 0)) and (not ((0 <= d_src_port < 65536 and self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (0 <= d_dst_port < 65536 and self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
+        if ((d_udp and (self.cfg_flow_budget_bytes > 0)) and (not ((self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
             fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
             # rule flow.over_budget (line 38)
             if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
