@@ -138,7 +138,7 @@ class Emitter:
             if self.traced:
                 self.emit(depth, "_d = _decode(data, n)")
                 self.emit(depth, f"{locals_} = _d")
-                self.emit(depth, "_trace.decoded = _Decoded._make(_d)")
+                self.emit(depth, "_trace.decoded = _decoded(data, _d)")
             else:
                 self.emit(depth, f"{locals_} = {self.decode_call()}")
             self.decoded = True

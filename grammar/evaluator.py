@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from pcapconstrictor.engine.analysis.decode import Decoded, decode_fields, decoder_for
+from pcapconstrictor.engine.analysis.decode import decode_fields, decoded, decoder_for
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
 from pcapconstrictor.formats.derived import link as link_format
 
@@ -95,7 +95,7 @@ def bind_evaluator(compiled: CompiledPolicy, code: object = None) -> Evaluator:
     options = compiled.analyzer_options
     analyzers = {name: ANALYZERS[name].factory(**values) for name, values in options.items()}
     trace = Trace() if compiled.traced else None
-    namespace: dict[str, object] = {"_decode": decode_fields, "_Decoded": Decoded, "_trace": trace,
+    namespace: dict[str, object] = {"_decode": decode_fields, "_decoded": decoded, "_trace": trace,
                                     **compiled.constants}  # fmt: skip
     for name, analyzer in analyzers.items():
         namespace[f"_analyze_{name}"] = analyzer.analyze

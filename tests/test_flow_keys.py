@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pcapconstrictor.engine.analysis.decode import decode
-from pcapconstrictor.engine.analysis.flow_keys import connection_key, direction_key, key_in, reverse_key_in
+from pcapconstrictor.engine.analysis.flow_keys import (
+    addresses_in,
+    connection_key,
+    connection_key_in,
+    direction_key,
+    key_in,
+    reverse_key_in,
+    sender_first,
+    sender_first_in,
+)
 
 
 def frame(protocol: str, src: bytes, dst: bytes, sport: int, dport: int, options: bytes) -> bytes:
@@ -30,8 +39,22 @@ def test_the_key_read_from_a_frame_is_the_key_of_its_direction(protocol, v6, wor
     f = frame(protocol, src, dst, sport, dport, b"\x01" * (4 * words))  # IPv4 options (NOPs) between
     d = decode(f, len(f))
     assert d.ok and (d.src_addr, d.dst_addr) == (src, dst)
-    assert key_in(f, src, dst, d.network_offset, d.transport_offset) == direction_key(src, dst, sport, dport)
-    assert reverse_key_in(f, src, dst, d.transport_offset) == direction_key(dst, src, dport, sport)
+    version, net, transport = d.ip_version, d.network_offset, d.transport_offset
+    assert key_in(f, version, net, transport) == direction_key(src, dst, sport, dport)
+    assert reverse_key_in(f, version, net, transport) == direction_key(dst, src, dport, sport)
+    first = sender_first(src, dst, sport, dport)
+    assert sender_first_in(f, version, net, sport, dport) == first
+    connection = connection_key(src, dst, sport, dport)
+    assert connection_key_in(f, version, sport, dport, net, transport) == (connection, first)
+    assert addresses_in(f, version, net, True) == src + dst
+    assert addresses_in(f, version, net, False) == dst + src
+
+
+@given(a=st.binary(min_size=4, max_size=4), sport=st.integers(0, 65535), dport=st.integers(0, 65535))
+def test_two_endpoints_on_one_address_are_ordered_by_port(a, sport, dport):
+    f = frame("udp", a, a, sport, dport, b"")
+    d = decode(f, len(f))
+    assert sender_first_in(f, 4, d.network_offset, sport, dport) == (sport <= dport)
 
 
 def test_directions_and_families_have_distinct_keys():

@@ -91,7 +91,7 @@ class DtlsAnalyzer:
     """DTLS record walk; remembers connection ID lengths per direction (one instance per run)."""
 
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "src_addr", "dst_addr", "network_offset", "transport_offset", "payload_offset", "payload_len",
+        "ip_version", "network_offset", "transport_offset", "payload_offset", "payload_len",
     )  # fmt: skip
 
     def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
@@ -101,11 +101,11 @@ class DtlsAnalyzer:
         s = self.flows.get(key, ts_ns)
         return -1 if s is None else s.cid_len
 
-    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, net: int, udp_at: int,
-                base: int, n: int) -> DtlsFacts:  # fmt: skip
+    def analyze(self, data: bytes, ts_ns: int, ip_version: int, net: int, udp_at: int, base: int,
+                n: int) -> DtlsFacts:  # fmt: skip
         """Walk the records of the ``n`` UDP payload bytes at ``data[base:]``."""
         f = DtlsFacts()
-        key = key_in(data, src, dst, net, udp_at)
+        key = key_in(data, ip_version, net, udp_at)
         off = 0
         while off < n:
             p = base + off
@@ -165,7 +165,7 @@ class DtlsAnalyzer:
                 if kind == _HANDSHAKE:
                     f.handshake = True
                     if data[p + _EPOCH_AT] | data[p + _EPOCH_AT + 1] == 0:  # epoch 0: in clear
-                        back = reverse_key_in(data, src, dst, udp_at)
+                        back = reverse_key_in(data, ip_version, net, udp_at)
                         self._learn_cid(data, p + header, p + total, back, ts_ns)
             off += total
         return f

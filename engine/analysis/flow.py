@@ -22,7 +22,7 @@ from pcapconstrictor.formats.derived import ip as ip_format
 from pcapconstrictor.formats.derived import transport as transport_format
 
 from .facts import table
-from .flow_keys import connection_key, connection_key_in, sender_first
+from .flow_keys import addresses_in, connection_key, connection_key_in, sender_first, sender_first_in
 from .flow_table import FlowState, FlowTable
 
 _V4_TOTAL_AT: Final = ip_format.ipv4_header.big_endian_at("total_length", 2)
@@ -106,8 +106,8 @@ class FlowAnalyzer:
 
     # decoder fields analyze() takes after (data, ts_ns), in order
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "ip_version", "protocol", "src_addr", "dst_addr", "src_port", "dst_port", "network_offset",
-        "transport_offset", "tcp", "udp", "payload_offset", "payload_len", "tcp_seq", "tcp_flags",
+        "ip_version", "protocol", "src_port", "dst_port", "network_offset", "transport_offset", "tcp",
+        "udp", "payload_offset", "payload_len", "tcp_seq", "tcp_flags",
     )  # fmt: skip
 
     @staticmethod
@@ -119,22 +119,22 @@ class FlowAnalyzer:
         if is_tcp or is_udp:
             key = connection_key(src, dst, sport, dport)
             return (key if is_tcp else _UDP_TAG + key), forward
-        return _other_key(protocol, src, dst, forward), forward
+        return _other_key(protocol, src + dst if forward else dst + src), forward
 
-    def analyze(self, data: bytes, ts_ns: int, version: int, protocol: int, src: bytes, dst: bytes,
-                sport: int, dport: int, net: int, transport: int, is_tcp: bool, is_udp: bool,
-                base: int, n: int, seq: int, flags: int) -> FlowFacts:  # fmt: skip
+    def analyze(self, data: bytes, ts_ns: int, version: int, protocol: int, sport: int, dport: int,
+                net: int, transport: int, is_tcp: bool, is_udp: bool, base: int, n: int, seq: int,
+                flags: int) -> FlowFacts:  # fmt: skip
         """Place this packet's payload in its direction's stream and count it."""
         # the key: the connection's (flow_keys: addresses then ports, from the first endpoint),
         # a UDP one tagged, else the protocol and the two addresses; their lengths differ
         if is_tcp or is_udp:
-            key, forward = connection_key_in(data, src, dst, sport, dport, net, transport)
+            key, forward = connection_key_in(data, version, sport, dport, net, transport)
             if is_udp:
                 key = _UDP_TAG + key
         else:  # another IP protocol (or a fragment): the payload follows the IP header
             base, n = transport, _ip_payload_len(data, version, net, transport)
-            forward = sender_first(src, dst, sport, dport)
-            key = _other_key(protocol, src, dst, forward)
+            forward = sender_first_in(data, version, net, sport, dport)
+            key = _other_key(protocol, addresses_in(data, version, net, forward))
         state = self.flows.get(key, ts_ns)
         if state is None:
             state = self.flows.add(key, FlowCounters(ts_ns), ts_ns)
@@ -184,10 +184,10 @@ class FlowAnalyzer:
         return f
 
 
-def _other_key(protocol: int, src: bytes, dst: bytes, forward: bool) -> bytes:
+def _other_key(protocol: int, addresses: bytes) -> bytes:
     """The key of a flow of another IP protocol (no ports): the protocol, then the first
-    endpoint's address and the other's."""
-    return _PROTOCOL_BYTE[protocol & 0xFF] + (src + dst if forward else dst + src)
+    endpoint's address and the other's (``addresses``)."""
+    return _PROTOCOL_BYTE[protocol & 0xFF] + addresses
 
 
 def _ip_payload_len(data: bytes, version: int, net: int, transport: int) -> int:

@@ -109,17 +109,17 @@ class QuicAnalyzer:
 
     # decoder fields analyze() takes after (data, ts_ns), in order
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "src_addr", "dst_addr", "src_port", "dst_port", "network_offset", "transport_offset",
-        "payload_offset", "payload_len",
+        "ip_version", "src_port", "dst_port", "network_offset", "transport_offset", "payload_offset",
+        "payload_len",
     )  # fmt: skip
 
-    def analyze(self, data: bytes, ts_ns: int, src_addr: bytes, dst_addr: bytes, sport: int, dport: int,
-                net: int, udp_at: int, base: int, n: int) -> QuicFacts:  # fmt: skip
+    def analyze(self, data: bytes, ts_ns: int, ip_version: int, sport: int, dport: int, net: int,
+                udp_at: int, base: int, n: int) -> QuicFacts:  # fmt: skip
         """Walk the ``n`` payload bytes at ``data[base:]`` of one UDP datagram."""
         f = QuicFacts()
         if n == 0:
             return f
-        key, a_to_b = connection_key_in(data, src_addr, dst_addr, sport, dport, net, udp_at)
+        key, a_to_b = connection_key_in(data, ip_version, sport, dport, net, udp_at)
         end = base + n
         off = 0
         flow = None

@@ -91,21 +91,21 @@ class SshAnalyzer:
     """Per-direction SSH key-exchange tracking over a run (one instance per run)."""
 
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "src_addr", "dst_addr", "network_offset", "transport_offset", "tcp_seq", "tcp_flags",
-        "payload_offset", "payload_len",
+        "ip_version", "network_offset", "transport_offset", "tcp_seq", "tcp_flags", "payload_offset",
+        "payload_len",
     )  # fmt: skip
 
     def __init__(self, max_flows: int = 1 << 20, idle_timeout_sec: int = 0) -> None:
         self.flows: FlowTable[SshDirectionState] = FlowTable(max_flows, idle_timeout_sec * 10**9)
 
-    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, net: int, tcp_at: int,
-                seq: int, flags: int, base: int, n: int) -> SshFacts:  # fmt: skip
+    def analyze(self, data: bytes, ts_ns: int, ip_version: int, net: int, tcp_at: int, seq: int,
+                flags: int, base: int, n: int) -> SshFacts:  # fmt: skip
         """Walk the ``n`` payload bytes at ``data[base:]`` of one TCP segment."""
         flows = self.flows
-        key = key_in(data, src, dst, net, tcp_at)
+        key = key_in(data, ip_version, net, tcp_at)
         if flags & _SYN_OR_RST:  # a new or aborted connection
             flows.delete(key)
-            flows.delete(reverse_key_in(data, src, dst, tcp_at))
+            flows.delete(reverse_key_in(data, ip_version, net, tcp_at))
         if n == 0:
             return _NOTHING
         s = flows.get(key, ts_ns)

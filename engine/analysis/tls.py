@@ -146,18 +146,18 @@ class TlsAnalyzer:
 
     # decoder fields analyze() takes after (data, ts_ns), in order
     INPUTS: ClassVar[tuple[str, ...]] = (
-        "src_addr", "dst_addr", "network_offset", "transport_offset", "tcp_seq", "tcp_flags",
-        "payload_offset", "payload_len",
+        "ip_version", "network_offset", "transport_offset", "tcp_seq", "tcp_flags", "payload_offset",
+        "payload_len",
     )  # fmt: skip
 
-    def analyze(self, data: bytes, ts_ns: int, src: bytes, dst: bytes, net: int, tcp_at: int,
-                seq: int, flags: int, base: int, n: int) -> TlsFacts:  # fmt: skip
+    def analyze(self, data: bytes, ts_ns: int, ip_version: int, net: int, tcp_at: int, seq: int,
+                flags: int, base: int, n: int) -> TlsFacts:  # fmt: skip
         """Walk the ``n`` payload bytes at ``data[base:]`` of one TCP segment."""
         flows = self.flows
-        key = key_in(data, src, dst, net, tcp_at)
+        key = key_in(data, ip_version, net, tcp_at)
         if flags & _SYN_OR_RST:  # step 1: a new or aborted connection
             flows.delete(key)
-            flows.delete(reverse_key_in(data, src, dst, tcp_at))
+            flows.delete(reverse_key_in(data, ip_version, net, tcp_at))
         if n == 0:  # step 2: nothing to walk, only the direction's state to report
             s = flows.get(key, ts_ns)
             return _NOTHING_SEEN if s is None else TlsFacts()._state(s)
@@ -228,7 +228,7 @@ class TlsAnalyzer:
             f.records += 1
             if ctype == _HANDSHAKE:
                 s.confirmed = True
-                rkey = reverse_key_in(data, src, dst, tcp_at)
+                rkey = reverse_key_in(data, ip_version, net, tcp_at)
                 flows.get_or_create(rkey, ts_ns, TlsDirectionState).confirmed = True
             total = _HEADER_SIZE + (data[p + _LEN_AT] << 8 | data[p + _LEN_AT + 1])
             rem = n - off

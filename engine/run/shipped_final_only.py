@@ -194,7 +194,7 @@ class TypedPolicy(TypedPolicyBase):
             self.n0 += 1
             return baseline
         # rule packet.unknown_link_type (line 17)
-        d_error, d_ethertype, d_vlan_tags, d_ip, d_ip_version, d_protocol, d_network_offset, d_transport_offset, d_tcp, d_udp, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags = decode_link(data, n, self.linktype)
+        d_error, d_ethertype, d_vlan_tags, d_ip, d_ip_version, d_protocol, d_network_offset, d_transport_offset, d_tcp, d_udp, d_src_port, d_dst_port, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags = decode_link(data, n, self.linktype)
         if (not (d_error != 'unknown_link_type')):
             self.n1 += 1
             return baseline
@@ -208,7 +208,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.tls (line 29)
         if ((d_tcp and self.cfg_tls_enabled) and ((self.cfg_tls_ports[d_src_port] != 0) or (self.cfg_tls_ports[d_dst_port] != 0))):
-            t = self.a_tls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+            t = self.a_tls.analyze(data, ts_ns, d_ip_version, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
             # rule tls.boundary_reset (line 17)
             if t.boundary_reset:
                 self.n5 += 1
@@ -298,7 +298,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.ssh (line 48)
         if ((d_tcp and self.cfg_ssh_enabled) and ((self.cfg_ssh_ports[d_src_port] != 0) or (self.cfg_ssh_ports[d_dst_port] != 0))):
-            s = self.a_ssh.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
+            s = self.a_ssh.analyze(data, ts_ns, d_ip_version, d_network_offset, d_transport_offset, d_tcp_seq, d_tcp_flags, d_payload_offset, d_payload_len)
             # rule ssh.no_identification (line 19)
             if s.no_identification:
                 self.n25 += 1
@@ -325,7 +325,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.dtls (line 56)
         if ((((d_udp and self.cfg_dtls_enabled) and ((self.cfg_dtls_ports[d_src_port] != 0) or (self.cfg_dtls_ports[d_dst_port] != 0))) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) >= 20)) and ((data[d_payload_offset] if d_udp and d_payload_len > 0 and d_payload_offset < n else -1) <= 63)):
-            x = self.a_dtls.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
+            x = self.a_dtls.analyze(data, ts_ns, d_ip_version, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
             # rule dtls.malformed (line 20)
             if x.malformed:
                 self.n31 += 1
@@ -353,7 +353,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.quic (line 63)
         if ((d_udp and self.cfg_quic_enabled) and ((self.cfg_quic_ports[d_src_port] != 0) or (self.cfg_quic_ports[d_dst_port] != 0))):
-            q = self.a_quic.analyze(data, ts_ns, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
+            q = self.a_quic.analyze(data, ts_ns, d_ip_version, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_payload_offset, d_payload_len)
             # rule quic.version_negotiation (line 14)
             if q.version_negotiation:
                 self.n37 += 1
@@ -440,7 +440,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.tcp_budget (line 16)
         if ((d_tcp and (self.cfg_flow_budget_bytes > 0)) and (not ((self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
-            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
             # rule flow.over_budget (line 38)
             if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
                 c = (fl.payload_offset + ((self.cfg_flow_budget_bytes - fl.offset) if (self.cfg_flow_budget_bytes - fl.offset) >= self.cfg_flow_budget_keep_bytes else self.cfg_flow_budget_keep_bytes))
@@ -455,7 +455,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.udp_budget (line 22)
         if ((d_udp and (self.cfg_flow_budget_bytes > 0)) and (not ((self.cfg_flow_budget_ports_exempt[d_src_port] != 0) or (self.cfg_flow_budget_ports_exempt[d_dst_port] != 0)))):
-            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
             # rule flow.over_budget (line 38)
             if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
                 c = (fl.payload_offset + ((self.cfg_flow_budget_bytes - fl.offset) if (self.cfg_flow_budget_bytes - fl.offset) >= self.cfg_flow_budget_keep_bytes else self.cfg_flow_budget_keep_bytes))
@@ -470,7 +470,7 @@ class TypedPolicy(TypedPolicyBase):
             return baseline
         # rule packet.ip_budget (line 28)
         if (((self.cfg_flow_budget_bytes > 0) and (not d_tcp)) and (not d_udp)):
-            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_addr, d_dst_addr, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
+            fl = self.a_flow.analyze(data, ts_ns, d_ip_version, d_protocol, d_src_port, d_dst_port, d_network_offset, d_transport_offset, d_tcp, d_udp, d_payload_offset, d_payload_len, d_tcp_seq, d_tcp_flags)
             # rule flow.over_budget (line 38)
             if (((not fl.syn) and (fl.payload_len > 0)) and ((fl.offset + fl.payload_len) > self.cfg_flow_budget_bytes)):
                 c = (fl.payload_offset + ((self.cfg_flow_budget_bytes - fl.offset) if (self.cfg_flow_budget_bytes - fl.offset) >= self.cfg_flow_budget_keep_bytes else self.cfg_flow_budget_keep_bytes))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pcapconstrictor.engine.analysis.decode import FIELDS
 from pcapconstrictor.engine.analysis.facts import DECODED
 from pcapconstrictor.engine.analysis.registry import ANALYZERS
 from pcapconstrictor.grammar import ast
@@ -42,7 +41,7 @@ def fact_values(names: list[str], section: str, data: bytes, orig_len: int, trac
     }  # fmt: skip
     env.update((spec.var, trace.facts) for spec in ANALYZERS.values())  # each analyzer's facts variable
     if trace.decoded is not None:
-        env.update((DECODED + name, value) for name, value in zip(FIELDS, trace.decoded, strict=True))
+        env.update((DECODED + name, value) for name, value in trace.decoded._asdict().items())
     table = facts_for(section)
     out: dict[str, object] = {}
     for name in names:
