@@ -21,12 +21,20 @@ from hypothesis import strategies as st
 
 from conftest import run_cli, tshark_count
 from pcapconstrictor.engine.run.pipeline import Pipeline
-from pcapconstrictor.engine.sinks.frame_records import epb_records, kept_payloads, pcap_records
+from pcapconstrictor.engine.sinks.frame_records import (
+    epb_records,
+    kept_payloads,
+    pcap_records,
+    record_bytes,
+    record_le,
+)
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError
 from pcapconstrictor.engine.sources.pcapng_packets import Interface, PcapngRecords, timestamp_ns
 from pcapconstrictor.engine.sources.pcapng_reader import BATCH_FRAMES, PcapngReader
+from pcapconstrictor.formats.derived import pcap
 from pcapconstrictor.formats.derived import pcapng as ng
 
+_RECORD = pcap.pcaprec_hdr_le.whole_struct()
 ETH_UDP = bytes.fromhex("020202020202 020202020203 0800")
 
 
@@ -312,3 +320,13 @@ def test_a_packet_time_is_its_ticks_times_the_tick_plus_the_offset_whatever_thei
     iface = Interface(1, 65535, units, offset_ns, per)
     expected = (ticks * per if per else ticks * 1_000_000_000 // units) + offset_ns
     assert timestamp_ns(iface, ticks) == expected
+
+
+@given(units=st.one_of(st.integers(-(1 << 64), 1 << 64), st.sampled_from([0, (1 << 62) - 1, 1 << 62])),
+       per_second=st.sampled_from([1_000_000, 1_000_000_000]),
+       n=st.integers(0, (1 << 32) - 1),
+       orig=st.one_of(st.integers(0, (1 << 32) - 1), st.sampled_from([(1 << 31) - 1, 1 << 31])))  # fmt: skip
+def test_a_little_endian_record_header_is_the_struct_one_whatever_its_values(units, per_second, n, orig):
+    """record_le builds the header from two native integers where they cannot overflow: the
+    same bytes as the schema's struct on either side of that bound."""
+    assert record_le(units, per_second, n, orig) == record_bytes(_RECORD.pack, units, per_second, n, orig)

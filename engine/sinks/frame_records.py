@@ -14,7 +14,7 @@ layout is the derived one of formats/.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pcapconstrictor.engine.sources.pcap_records import HEADER_SIZE as RECORD_HEADER_SIZE
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords, buffer_part, record_header
@@ -28,6 +28,9 @@ from pcapconstrictor.engine.sources.pcapng_packets import (
 from pcapconstrictor.formats.derived import pcap
 from pcapconstrictor.formats.derived import pcapng as ng
 
+if TYPE_CHECKING:  # mypyc's native integers; at run time (pure Python) plain annotations
+    from mypy_extensions import i64
+
 _RECORD_LE: Final = pcap.pcaprec_hdr_le.whole_struct()
 _RECORD_BE: Final = pcap.pcaprec_hdr_be.whole_struct()
 RECORD_SIZE: Final = pcap.pcaprec_hdr_le.size
@@ -39,8 +42,12 @@ EPB_OVERHEAD: Final = ng.LITTLE.enhanced_packet_block_header.size + ng.LITTLE.bl
 _PADDING: Final = (b"", b"\0\0\0", b"\0\0", b"\0")  # by incl_len % 4
 _EPB_TYPE: Final = ng.BLOCK_TYPE_EPB
 _MASK32: Final = 0xFFFFFFFF
+_FAST_UNITS: Final = 1 << 62  # record_le: a time and lengths that keep its ints within 63 bits
+_FAST_LENGTH: Final = 1 << 31
 
 assert list(pcap.pcaprec_hdr_le.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
+assert [pcap.pcaprec_hdr_le.offset(f) for f in pcap.pcaprec_hdr_le.fields] == [0, 4, 8, 12]  # record_le
+assert pcap.pcaprec_hdr_le.whole_struct().format == "<LLLL"
 assert list(ng.LITTLE.enhanced_packet_block_header.fields) == [
     "block_type", "block_total_length", "interface_id", "timestamp_upper", "timestamp_lower",
     "captured_packet_length", "original_packet_length",
@@ -63,6 +70,8 @@ def kept_payloads(frames: Frames, lengths: Sequence[int]) -> list[bytes]:
 def _cut(data: Any, n: int) -> bytes:
     if n > len(data):
         raise ValueError(f"incl_len {n} exceeds the {len(data)} byte(s) of packet data")
+    if isinstance(data, bytes):  # compiled: a native slice, no generic one and no bytes() call
+        return data[:n]
     return bytes(data[:n])
 
 
@@ -74,6 +83,21 @@ def record_bytes(pack: Pack, units: int, per_second: int, n: int, orig: int) -> 
     ``n``, §6.4) stamped ``units`` after the epoch, ``per_second`` of them a second."""
     sec = units // per_second
     return pack(sec & _MASK32, units - sec * per_second, n, orig if orig > n else n)
+
+
+def record_le(units: int, per_second: int, n: int, orig: int) -> bytes:
+    """:func:`record_bytes` little-endian (our writer's order) as two 8-byte integers: compiled,
+    native arithmetic and no struct call with four boxed ints (~2,200 -> ~800 instructions a
+    record); a time before the epoch or a length past 2**31 takes :func:`record_bytes`."""
+    o = orig if orig > n else n
+    if units < 0 or units >= _FAST_UNITS or o >= _FAST_LENGTH:
+        return record_bytes(_RECORD_LE.pack, units, per_second, n, orig)
+    u: i64 = units
+    per: i64 = per_second
+    sec: i64 = u // per
+    time: int = (sec & _MASK32) | (u - sec * per) << 32  # ts_sec, then the fraction
+    lengths: int = n | o << 32  # incl_len, then orig_len
+    return time.to_bytes(8, "little") + lengths.to_bytes(8, "little")
 
 
 def block_head(pack: Pack, size: int, iface: int, ticks: int, n: int, orig: int) -> bytes:
@@ -92,12 +116,13 @@ def pcap_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], 
     timestamp truncated to whole microseconds (§11.3; ``nanosecond``: kept whole),
     orig_len never below incl_len (§6.4); little-endian unless ``big``.  Returns the bytes
     appended."""
-    pack = _RECORD_BE.pack if big else _RECORD_LE.pack
+    pack = _RECORD_BE.pack
     tick = 1 if nanosecond else 1000  # ns per unit of the fraction field
     per_second = 1_000_000_000 // tick
     append = parts.append
     for (ts_ns, _, orig), n, payload in zip(frames, lengths, payloads, strict=True):
-        append(record_bytes(pack, ts_ns // tick, per_second, n, orig))
+        append(record_bytes(pack, ts_ns // tick, per_second, n, orig) if big
+               else record_le(ts_ns // tick, per_second, n, orig))  # fmt: skip
         append(payload)
     return RECORD_SIZE * len(payloads) + sum(lengths)
 
@@ -211,7 +236,6 @@ def blocks_as_pcap(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int
     big = run.big
     interfaces = run.interfaces
     view = memoryview(buf)
-    pack = _RECORD_LE.pack
     pos = run.first
     total = 0
     i = 0
@@ -222,7 +246,7 @@ def blocks_as_pcap(run: PcapngRecords, cuts: list[int], parts: list[Any]) -> int
             n = cuts[i + 1]
             i += 2
             cut_at = cuts[i] if i < len(cuts) else -1
-        parts.append(record_bytes(pack, ts_ns // 1000, 1_000_000, n, orig))
+        parts.append(record_le(ts_ns // 1000, 1_000_000, n, orig))
         parts.append(buffer_part(buf, view, pos + DATA_AT, pos + DATA_AT + n))
         total += RECORD_SIZE + n
         pos += length
