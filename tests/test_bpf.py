@@ -8,6 +8,7 @@ let through.
 
 from __future__ import annotations
 
+import ctypes.util
 import shutil
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def test_a_bad_filter_fails_the_run_before_any_output_exists(tmp_path):
 
 
 def test_missing_libpcap_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(bpf.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     monkeypatch.setattr(bpf, "LIBPCAP_NAMES", ("libpcap-not-installed.so.0.8",))
     bpf.libpcap.cache_clear()
     try:
