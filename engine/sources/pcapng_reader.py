@@ -17,7 +17,13 @@ from types import TracebackType
 from typing import BinaryIO
 
 from pcapconstrictor.engine.sources.pcap_reader import PcapReadError, open_input
-from pcapconstrictor.engine.sources.pcapng_packets import Interface, PcapngRecords, enhanced_run, timestamp_ns
+from pcapconstrictor.engine.sources.pcapng_packets import (
+    Interface,
+    PcapngRecords,
+    enhanced_run,
+    records_run,
+    timestamp_ns,
+)
 from pcapconstrictor.engine.sources.record_batch import RecordBatch
 from pcapconstrictor.formats.derived import pcapng as ng
 
@@ -330,8 +336,7 @@ class PcapngReader:
                 size += len(frame[1])
                 if records:
                     buf, first = self._buf, self._pos
-                    stop, count, _ = enhanced_run(buf, first, self.big_endian, self.interfaces, linktype,
-                                                  None, len(buf), len(buf), None, 0)  # fmt: skip
+                    stop, count = records_run(buf, first, self.big_endian, self.interfaces, linktype)
                     if count:
                         yield batch
                         batch, size = RecordBatch(), 0
