@@ -13,9 +13,11 @@ layout is the derived one of formats/.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from pcapconstrictor.engine.compiled import is_compiled
 from pcapconstrictor.engine.sources.pcap_records import HEADER_SIZE as RECORD_HEADER_SIZE
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords, buffer_part, record_header
 from pcapconstrictor.engine.sources.pcapng_packets import (
@@ -44,6 +46,10 @@ _EPB_TYPE: Final = ng.BLOCK_TYPE_EPB
 _MASK32: Final = 0xFFFFFFFF
 _FAST_UNITS: Final = 1 << 62  # record_le: a time and lengths that keep its ints within 63 bits
 _FAST_LENGTH: Final = 1 << 31
+# record_le is the faster little-endian header compiled (native arithmetic, no struct call with
+# boxed ints) and the slower one interpreted (two to_bytes calls and a concatenation: ~390 ns
+# against the struct's ~190): the frame loop takes it only where this module runs compiled
+_NATIVE_HEADERS: Final = is_compiled(sys.modules[__name__])
 
 assert list(pcap.pcaprec_hdr_le.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
 assert [pcap.pcaprec_hdr_le.offset(f) for f in pcap.pcaprec_hdr_le.fields] == [0, 4, 8, 12]  # record_le
@@ -116,13 +122,15 @@ def pcap_records(frames: Frames, lengths: Sequence[int], payloads: list[bytes], 
     timestamp truncated to whole microseconds (§11.3; ``nanosecond``: kept whole),
     orig_len never below incl_len (§6.4); little-endian unless ``big``.  Returns the bytes
     appended."""
-    pack = _RECORD_BE.pack
+    pack = _RECORD_BE.pack if big else _RECORD_LE.pack
+    native = _NATIVE_HEADERS and not big
     tick = 1 if nanosecond else 1000  # ns per unit of the fraction field
     per_second = 1_000_000_000 // tick
     append = parts.append
     for (ts_ns, _, orig), n, payload in zip(frames, lengths, payloads, strict=True):
-        append(record_bytes(pack, ts_ns // tick, per_second, n, orig) if big
-               else record_le(ts_ns // tick, per_second, n, orig))  # fmt: skip
+        units = ts_ns // tick
+        append(record_le(units, per_second, n, orig) if native
+               else record_bytes(pack, units, per_second, n, orig))  # fmt: skip
         append(payload)
     return RECORD_SIZE * len(payloads) + sum(lengths)
 
