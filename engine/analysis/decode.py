@@ -115,6 +115,7 @@ class Decoded(NamedTuple):
 FIELDS = tuple(name for name in Decoded._fields if name not in ("src_addr", "dst_addr"))
 _ADDRESSES_AFTER: Final = FIELDS.index("udp") + 1
 assert Decoded._fields[_ADDRESSES_AFTER : _ADDRESSES_AFTER + 2] == ("src_addr", "dst_addr")
+assert (FIELDS[3], FIELDS[4], FIELDS[6]) == ("ip", "ip_version", "network_offset")  # decoded()
 assert _V4_DST_AT == _V4_SRC_AT + _V4_ADDR and _V6_DST_AT == _V6_SRC_AT + _V6_ADDR
 # fields always within 0..65535 (16 bits on the wire, 0 where absent): a generated evaluator
 # indexes a 64 KiB port map with them without a bounds test
@@ -136,12 +137,12 @@ def decode(data: bytes, n: int, linktype: int = link.LINKTYPE_ETHERNET) -> Decod
 
 def decoded(data: bytes, fields: DecodedFields) -> Decoded:
     """``fields`` (a decoder's tuple for ``data``) as a :class:`Decoded`, addresses read."""
-    d = Decoded._make((*fields[:_ADDRESSES_AFTER], b"", b"", *fields[_ADDRESSES_AFTER:]))
-    if not d.ip:
-        return d
-    at, size = (_V4_SRC_AT, _V4_ADDR) if d.ip_version == 4 else (_V6_SRC_AT, _V6_ADDR)
-    at += d.network_offset  # the destination address follows the source in either header
-    return d._replace(src_addr=data[at : at + size], dst_addr=data[at + size : at + 2 * size])
+    src = dst = b""
+    if fields[3]:  # ip (the indices asserted below FIELDS)
+        at, size = (_V4_SRC_AT, _V4_ADDR) if fields[4] == 4 else (_V6_SRC_AT, _V6_ADDR)
+        at += fields[6]  # the destination address follows the source in either header
+        src, dst = data[at : at + size], data[at + size : at + 2 * size]
+    return Decoded._make((*fields[:_ADDRESSES_AFTER], src, dst, *fields[_ADDRESSES_AFTER:]))
 
 
 def decode_fields(data: bytes, n: int) -> DecodedFields:
