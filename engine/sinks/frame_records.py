@@ -13,11 +13,9 @@ layout is the derived one of formats/.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from pcapconstrictor.engine.compiled import is_compiled
 from pcapconstrictor.engine.sources.pcap_records import HEADER_SIZE as RECORD_HEADER_SIZE
 from pcapconstrictor.engine.sources.pcap_records import PcapRecords, buffer_part, record_header
 from pcapconstrictor.engine.sources.pcapng_packets import (
@@ -48,8 +46,9 @@ _FAST_UNITS: Final = 1 << 62  # record_le: a time and lengths that keep its ints
 _FAST_LENGTH: Final = 1 << 31
 # record_le is the faster little-endian header compiled (native arithmetic, no struct call with
 # boxed ints) and the slower one interpreted (two to_bytes calls and a concatenation: ~390 ns
-# against the struct's ~190): the frame loop takes it only where this module runs compiled
-_NATIVE_HEADERS: Final = is_compiled(sys.modules[__name__])
+# against the struct's ~190): the frame loop takes it only where this module runs compiled (its
+# file an extension, not its source: engine/compiled.is_compiled's test, which sinks may not import)
+_NATIVE_HEADERS: Final = not __file__.endswith(".py")
 
 assert list(pcap.pcaprec_hdr_le.fields) == ["ts_sec", "ts_usec", "incl_len", "orig_len"]
 assert [pcap.pcaprec_hdr_le.offset(f) for f in pcap.pcaprec_hdr_le.fields] == [0, 4, 8, 12]  # record_le
