@@ -177,9 +177,9 @@ class FlowAnalyzer:
             state.b_packets, state.b_high, state.b_origin = packets, high, origin
         f.offset = offset
         seen = state.flags
-        f.syn_seen = bool(seen & _SYN)
-        f.fin_seen = bool(seen & _FIN)
-        f.rst_seen = bool(seen & _RST)
+        f.syn_seen = (seen & _SYN) != 0
+        f.fin_seen = (seen & _FIN) != 0
+        f.rst_seen = (seen & _RST) != 0
         f.age_ms = (ts_ns - state.first_ns) // 1_000_000
         return f
 
