@@ -22,6 +22,10 @@ from hypothesis import strategies as st
 from conftest import run_cli, tshark_count
 from pcapconstrictor.engine.run.pipeline import Pipeline
 from pcapconstrictor.engine.sinks.frame_records import (
+    bare_tail_le,
+    block_head,
+    block_head_le,
+    block_tail,
     epb_records,
     kept_payloads,
     pcap_records,
@@ -35,6 +39,8 @@ from pcapconstrictor.formats.derived import pcap
 from pcapconstrictor.formats.derived import pcapng as ng
 
 _RECORD = pcap.pcaprec_hdr_le.whole_struct()
+_EPB_HEAD = ng.LITTLE.enhanced_packet_block_header.whole_struct()
+_EPB_TAIL = ng.LITTLE.block_trailer.whole_struct()
 ETH_UDP = bytes.fromhex("020202020202 020202020203 0800")
 
 
@@ -330,3 +336,28 @@ def test_a_little_endian_record_header_is_the_struct_one_whatever_its_values(uni
     """record_le builds the header from two native integers where they cannot overflow: the
     same bytes as the schema's struct on either side of that bound."""
     assert record_le(units, per_second, n, orig) == record_bytes(_RECORD.pack, units, per_second, n, orig)
+
+
+_U32 = st.integers(0, (1 << 32) - 1)
+
+
+@given(ticks=st.one_of(st.integers(0, (1 << 64) - 1), st.sampled_from([0, (1 << 62) - 1, 1 << 62])),
+       n=st.one_of(st.integers(0, 65535), st.sampled_from([(1 << 31) - 1, 1 << 31])),
+       orig=st.one_of(_U32, st.sampled_from([(1 << 31) - 1, 1 << 31])),
+       iface=st.one_of(st.integers(0, 3), st.sampled_from([(1 << 31) - 1, 1 << 31, (1 << 32) - 1])),
+       after_n=st.integers(-1, 70000), options=st.integers(0, 64))  # fmt: skip
+def test_a_little_endian_block_head_with_the_last_tail_is_the_schemas_structs_whatever_its_values(
+    ticks, n, orig, iface, after_n, options
+):
+    """block_head_le packs the header's fields in pairs, after the block before's padding and
+    trailer, where they cannot overflow: the same bytes as the schema's structs laid one after
+    the other, on either side of its bounds (ticks 2**62, lengths and interface 2**31)."""
+    size = min(28 + n + (-n & 3) + 4 * options + 4, (1 << 32) - 1)
+    after_size = 32 + max(after_n, 0) + (-after_n & 3)
+    head = _EPB_HEAD.pack(6, size, iface, ticks >> 32, ticks & 0xFFFFFFFF, n, max(n, orig))
+    tail = b"\0" * (-after_n & 3) + _EPB_TAIL.pack(after_size) if after_n >= 0 else b""
+    assert block_head_le(size, iface, ticks, n, orig, after_n, after_size) == tail + head
+    assert block_head(_EPB_HEAD.pack, size, iface, ticks, n, orig) == head
+    if after_n >= 0:
+        assert bare_tail_le(after_n, after_size) == tail
+        assert block_tail(_EPB_TAIL.pack, after_n, b"", after_size) == tail
