@@ -8,7 +8,11 @@ last column, a bare dict and deque fed the same keys, shows how much of the spre
 alone makes.  Timed in process CPU time, so other processes move the figures less; with
 the cycle collector off, and as the recorder sets it for a run (engine/run/collector.py: at
 CPython's default threshold its passes over a million states would be timed, which no run
-of the recorder makes).
+of the recorder makes).  The fourth column is the rate a user sees: new TLS flows through the
+whole offline recorder (decode, analyzers, the default policy, a writer to /dev/null), the
+table its TLS analyzer keeps (``general.max_flows``) at the same fill levels.  Each such flow
+stores two directions (its segment's, then the peer's, confirmed by the Handshake record), so
+half as many flows are timed per figure, the same number of new entries.
 
 ``--live``: the recorder (each backend) on a veth pair while bench/blaster.c sends a new TLS
 flow in every frame at ``--rate`` (50k/s) for ``--seconds``, ``general.max_flows`` set to
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 import subprocess
 import sys
@@ -31,11 +36,20 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 
+from offline import CONFIG  # bench/offline.py
+
 from pcapconstrictor.engine.analysis.flow_keys import direction_key
 from pcapconstrictor.engine.analysis.flow_table import FlowTable
 from pcapconstrictor.engine.analysis.tls import TlsDirectionState
 from pcapconstrictor.engine.compiled import build_description
+from pcapconstrictor.engine.config import output_snaplen, parse_config_text
 from pcapconstrictor.engine.run import collector
+from pcapconstrictor.engine.run.pipeline import make_pipeline
+from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
+from pcapconstrictor.formats import ethernet, ip, transport
+from pcapconstrictor.formats.derived import ethernet as ethernet_layout
+from pcapconstrictor.formats.derived import ip as ip_layout
+from pcapconstrictor.grammar import load_policy, shipped_policy_path
 
 SRC, DST = b"\xc6\x12\x00\x01", b"\xc6\x13\x00\x01"  # 198.18.0.1 -> 198.19.0.1
 
@@ -86,6 +100,72 @@ def floor_rates(size: int, count: int) -> dict[str, float]:
             gc.enable()
 
     return fill_levels(rate, size, count)
+
+
+def new_flow_frame() -> Callable[[int], bytes]:
+    """Frame ``i`` of a scan, like bench/blaster.c's: a TCP segment from
+    198.18.x.y:(1024 + i % 60000) to 198.19.0.1:443 whose payload starts a TLS Handshake record,
+    so the TLS analyzer stores a state for it; x.y numbers the block of 60,000 ports."""
+    hello = bytes((0x16, 0x03, 0x01, 0x00, 0x05, 0x01))  # a Handshake record (TLS 1.0): a ClientHello
+    segment = transport.tcp_header.build(dict(
+        src_port=0, dst_port=443, seq=1, ack=0, offset_reserved=dict(data_offset=5, reserved=0),
+        flags=0x18, window=65535, checksum=0, urgent_pointer=0,  # ACK|PSH
+    )) + hello  # fmt: skip
+    packet = ip.ipv4_header.build(dict(
+        version_ihl=dict(version=4, ihl=5), tos=0, total_length=20 + len(segment), identification=0,
+        flags_fragment=dict(reserved=0, dont_fragment=1, more_fragments=0, fragment_offset=0),
+        ttl=64, protocol=ip.IPPROTO_TCP, header_checksum=0, src=SRC, dst=DST,
+    ))  # fmt: skip
+    frame = ethernet.ethernet_header.build(dict(dst=b"\x02" * 6, src=b"\x04" * 6, ethertype=0x0800))
+    frame += packet + segment
+    net = ethernet_layout.ethernet_header.size
+    block_at = net + ip_layout.ipv4_header.offset("src") + 2  # the source address's last two bytes
+    port_at = net + ip_layout.ipv4_header.size  # the source port
+    head, middle, tail = frame[:block_at], frame[block_at + 2 : port_at], frame[port_at + 2 :]
+
+    def build(i: int) -> bytes:
+        block, port = divmod(i, 60_000)
+        return head + (1 + block).to_bytes(2, "big") + middle + (1024 + port).to_bytes(2, "big") + tail
+
+    return build
+
+
+def recorder_rates(size: int, count: int) -> dict[str, float]:
+    """The recorder's new TLS flows per second at each fill level of its TLS table, ``count``
+    new entries a figure (``count // 2`` flows), the cycle collector as a run sets it."""
+    text = CONFIG.format(policy="final_only").replace("[general]\n", f"[general]\nmax_flows = {size}\n")
+    config = parse_config_text(text, "<bench>")
+    frame = new_flow_frame()
+    with PcapWriter(os.devnull, output_snaplen(config)) as writer:
+        pipeline = make_pipeline(load_policy(shipped_policy_path("final_only")), config, writer)
+        table = pipeline.evaluator.analyzers["tls"].flows
+        collector.settle()
+        sent = 0
+
+        def feed(n: int) -> float:
+            nonlocal sent
+            frames = [(i * 1000, frame(i), 60) for i in range(sent, sent + n)]
+            sent += n
+            start = time.process_time()
+            pipeline.run(frames)
+            return n / (time.process_time() - start)
+
+        def fill(entries: int) -> None:
+            while len(table) < entries:
+                feed(min(100_000, (entries - len(table) + 1) // 2))
+
+        flows = count // 2
+        rates = {"empty": feed(flows)}
+        fill(size // 2)
+        rates["half full"] = feed(flows)
+        fill(size)
+        rates["full (evicting)"] = feed(flows)
+        rates["full, again"] = feed(flows)
+        if pipeline.packets != sent or table.evictions == 0:
+            raise RuntimeError(f"the recorder took {pipeline.packets:,} of {sent:,} frames, "
+                               f"{table.evictions:,} evictions")  # fmt: skip
+    gc.unfreeze()
+    return rates
 
 
 def fill_levels(rate: Callable[[int, int], float], size: int, count: int) -> dict[str, float]:
@@ -154,7 +234,8 @@ def main() -> None:
         return
     size, count = args.max_flows, args.count
     print(f"flow table, max_flows {size}, {count} new flows per figure ({build_description()})")
-    print(f"  {'':16s} {'GC off':>8s} {'GC as run':>9s} {'dict+deque':>10s}  (k new flows/s)")
+    print(f"  {'':16s} {'GC off':>8s} {'GC as run':>9s} {'dict+deque':>10s} {'recorder':>9s}"
+          "  (k new entries/s; recorder: k new TLS flows/s, two entries each)")  # fmt: skip
     spreads = []
     default = gc.get_threshold()
     for collect in (False, True):
@@ -173,9 +254,13 @@ def main() -> None:
     gc.collect()
     floor = floor_rates(size, count)
     spreads.append(max(floor.values()) / min(floor.values()))
+    recorder = recorder_rates(size, count)
+    spreads.append(max(recorder.values()) / min(recorder.values()))
     for name, rate in rates.items():
-        print(f"  {name:16s} {off[name] / 1000:8.1f} {rate / 1000:9.1f} {floor[name] / 1000:10.1f}")
-    print(f"  fastest/slowest  {spreads[0]:7.2f}x {spreads[1]:8.2f}x {spreads[2]:9.2f}x  (target: < 2x)")
+        print(f"  {name:16s} {off[name] / 1000:8.1f} {rate / 1000:9.1f} {floor[name] / 1000:10.1f}"
+              f" {recorder[name] / 1000:9.1f}")  # fmt: skip
+    print(f"  fastest/slowest  {spreads[0]:7.2f}x {spreads[1]:8.2f}x {spreads[2]:9.2f}x {spreads[3]:8.2f}x"
+          "  (target: < 2x)")  # fmt: skip
     print(f"  hit              {hit:8.1f} ns")
     print(f"  evictions        {evictions}")
 
