@@ -41,7 +41,8 @@ def _frame(proto: int, src: bytes, dst: bytes, segment: bytes) -> bytes:
     return eth + packet + segment
 
 
-def _tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, flags: int, payload: bytes) -> bytes:
+def tcp_frame(src: bytes, dst: bytes, sport: int, dport: int, seq: int, flags: int, payload: bytes) -> bytes:
+    """An Ethernet frame of one IPv4 TCP segment (also bench/flow_flood.py's scan)."""
     header = transport.tcp_header.build(dict(
         src_port=sport, dst_port=dport, seq=seq % 2**32, ack=1,
         offset_reserved=dict(data_offset=5, reserved=0), flags=flags, window=65535, checksum=0,
@@ -74,13 +75,13 @@ def bulk_mix(count: int, seed: int = 17):
             size = rng.choice(SIZES)
             syn = transport.TCP_FLAG_SYN
             request = b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n"
-            frames = [_tcp(client, server, port, 80, 0, syn, b""),
-                      _tcp(server, client, 80, port, 0, syn | 0x10, b""),
-                      _tcp(client, server, port, 80, 1, 0x18, request)]  # fmt: skip
+            frames = [tcp_frame(client, server, port, 80, 0, syn, b""),
+                      tcp_frame(server, client, 80, port, 0, syn | 0x10, b""),
+                      tcp_frame(client, server, port, 80, 1, 0x18, request)]  # fmt: skip
             for at in range(0, size, MSS):
-                frames.append(_tcp(server, client, 80, port, 1 + at, 0x18, body[: min(MSS, size - at)]))
+                frames.append(tcp_frame(server, client, 80, port, 1 + at, 0x18, body[: min(MSS, size - at)]))
                 if at // MSS % 2:
-                    frames.append(_tcp(client, server, port, 80, 33, 0x10, b""))
+                    frames.append(tcp_frame(client, server, port, 80, 33, 0x10, b""))
         for frame in frames:
             if written == count:
                 return

@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 
+from flow_budget import tcp_frame  # bench/flow_budget.py
 from offline import CONFIG  # bench/offline.py
 
 from pcapconstrictor.engine.analysis.flow_keys import direction_key
@@ -46,7 +47,6 @@ from pcapconstrictor.engine.config import output_snaplen, parse_config_text
 from pcapconstrictor.engine.run import collector
 from pcapconstrictor.engine.run.pipeline import make_pipeline
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
-from pcapconstrictor.formats import ethernet, ip, transport
 from pcapconstrictor.formats.derived import ethernet as ethernet_layout
 from pcapconstrictor.formats.derived import ip as ip_layout
 from pcapconstrictor.grammar import load_policy, shipped_policy_path
@@ -107,17 +107,7 @@ def new_flow_frame() -> Callable[[int], bytes]:
     198.18.x.y:(1024 + i % 60000) to 198.19.0.1:443 whose payload starts a TLS Handshake record,
     so the TLS analyzer stores a state for it; x.y numbers the block of 60,000 ports."""
     hello = bytes((0x16, 0x03, 0x01, 0x00, 0x05, 0x01))  # a Handshake record (TLS 1.0): a ClientHello
-    segment = transport.tcp_header.build(dict(
-        src_port=0, dst_port=443, seq=1, ack=0, offset_reserved=dict(data_offset=5, reserved=0),
-        flags=0x18, window=65535, checksum=0, urgent_pointer=0,  # ACK|PSH
-    )) + hello  # fmt: skip
-    packet = ip.ipv4_header.build(dict(
-        version_ihl=dict(version=4, ihl=5), tos=0, total_length=20 + len(segment), identification=0,
-        flags_fragment=dict(reserved=0, dont_fragment=1, more_fragments=0, fragment_offset=0),
-        ttl=64, protocol=ip.IPPROTO_TCP, header_checksum=0, src=SRC, dst=DST,
-    ))  # fmt: skip
-    frame = ethernet.ethernet_header.build(dict(dst=b"\x02" * 6, src=b"\x04" * 6, ethertype=0x0800))
-    frame += packet + segment
+    frame = tcp_frame(SRC, DST, 0, 443, 1, 0x18, hello)  # ACK|PSH
     net = ethernet_layout.ethernet_header.size
     block_at = net + ip_layout.ipv4_header.offset("src") + 2  # the source address's last two bytes
     port_at = net + ip_layout.ipv4_header.size  # the source port
@@ -131,8 +121,8 @@ def new_flow_frame() -> Callable[[int], bytes]:
 
 
 def recorder_rates(size: int, count: int) -> dict[str, float]:
-    """The recorder's new TLS flows per second at each fill level of its TLS table, ``count``
-    new entries a figure (``count // 2`` flows), the cycle collector as a run sets it."""
+    """The recorder's new TLS flows per second at each fill level of its TLS table (``count``
+    new entries a figure: ``count // 2`` flows), the cycle collector as a run sets it."""
     text = CONFIG.format(policy="final_only").replace("[general]\n", f"[general]\nmax_flows = {size}\n")
     config = parse_config_text(text, "<bench>")
     frame = new_flow_frame()
@@ -140,30 +130,18 @@ def recorder_rates(size: int, count: int) -> dict[str, float]:
         pipeline = make_pipeline(load_policy(shipped_policy_path("final_only")), config, writer)
         table = pipeline.evaluator.analyzers["tls"].flows
         collector.settle()
-        sent = 0
 
-        def feed(n: int) -> float:
-            nonlocal sent
-            frames = [(i * 1000, frame(i), 60) for i in range(sent, sent + n)]
-            sent += n
+        def rate(first: int, entries: int) -> float:
+            """Flows per second making table entries ``first``..``first + entries`` (two a flow)."""
+            frames = [(i * 1000, frame(i), 60) for i in range(first // 2, (first + entries) // 2)]
             start = time.process_time()
             pipeline.run(frames)
-            return n / (time.process_time() - start)
+            return len(frames) / (time.process_time() - start)
 
-        def fill(entries: int) -> None:
-            while len(table) < entries:
-                feed(min(100_000, (entries - len(table) + 1) // 2))
-
-        flows = count // 2
-        rates = {"empty": feed(flows)}
-        fill(size // 2)
-        rates["half full"] = feed(flows)
-        fill(size)
-        rates["full (evicting)"] = feed(flows)
-        rates["full, again"] = feed(flows)
-        if pipeline.packets != sent or table.evictions == 0:
-            raise RuntimeError(f"the recorder took {pipeline.packets:,} of {sent:,} frames, "
-                               f"{table.evictions:,} evictions")  # fmt: skip
+        rates = fill_levels(rate, size, count)
+        if pipeline.packets != (size + 2 * count) // 2 or len(table) != size or table.evictions == 0:
+            raise RuntimeError(f"the recorder took {pipeline.packets:,} frames and holds {len(table):,} "
+                               f"entries after {table.evictions:,} evictions")  # fmt: skip
     gc.unfreeze()
     return rates
 
