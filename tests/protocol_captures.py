@@ -65,7 +65,7 @@ def bulk_tcp(ns: Netns, server_host: str, port: int, size: int) -> None:
 
 def start_tcpdump(ns: Netns, output: Path, interface: str = "cap0") -> subprocess.Popen:
     tcpdump = ns.start(ns.capture, "tcpdump", "-i", interface, "-w", str(output), "-n", "-U",
-                       "-s", "0", "--immediate-mode", "-B", "16384", "-Z", "root")  # fmt: skip
+                       "-s", "0", "--immediate-mode", "-B", "65536", "-Z", "root")  # fmt: skip
     wait_for_line(tcpdump, "stderr", "listening on")
     return tcpdump
 

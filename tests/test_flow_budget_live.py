@@ -46,7 +46,7 @@ def budget_run(tmp_path_factory, cert, namespaces_available):
         wait_for_line(tls, "stdout", "ready")
         captured = where / "input.pcap"
         tcpdump = ns.start(ns.capture, "tcpdump", "-i", CAP_IF, "-w", str(captured), "-n", "-U",
-                           "--immediate-mode", "-B", "16384", "-Z", "root")  # fmt: skip
+                           "--immediate-mode", "-B", "65536", "-Z", "root")  # fmt: skip
         wait_for_line(tcpdump, "stderr", "listening on")
         for name in ("big.bin", "page.html", "big.bin"):
             ns.exec(ns.capture, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",

@@ -129,7 +129,7 @@ def test_a_capture_filter_on_any_selects_what_tcpdump_selects(ns, tmp_path, back
     output, judged = tmp_path / "any.pcap", tmp_path / "tcpdump.pcap"
     config = write_config(tmp_path / "any.ini", backend, output, "any", extra=f"filter = {expression}\n")
     tcpdump = ns.start(ns.capture, "tcpdump", "-i", "any", "-w", str(judged), "-n", "-U", "--immediate-mode",
-                       "-B", "16384", "-Z", "root", expression)  # fmt: skip
+                       "-B", "65536", "-Z", "root", expression)  # fmt: skip
     wait_for_line(tcpdump, "stderr", "listening on")
     recorder, _ = start_recorder(ns, config)
     ns.traffic(ns.peer, "udp", CAP4, "9", "10")  # in on cap0
