@@ -28,6 +28,10 @@ CAP_IF, PEER_IF = "cap0", "peer0"
 CAP_MAC, PEER_MAC = "02:00:c6:12:00:01", "02:00:c6:12:00:02"
 CAP4, PEER4 = "198.18.0.1", "198.18.0.2"
 CAP6, PEER6 = "fd00:198:18::1", "fd00:198:18::2"
+TCPDUMP_OPTIONS = ("-n", "-U", "--immediate-mode", "-B", "65536", "-Z", "root")
+"""tcpdump's options wherever it records or judges a test's traffic: no name lookups, each packet
+written at once, and a large buffer (64 MiB): in immediate mode each ring block leaves nearly empty,
+and with 16 MiB tcpdump dropped frames in 3 of 40 runs of one test with both CPUs loaded."""
 _COUNTER = itertools.count()
 _QUIET_IPV6 = """
 for key in ("router_solicitations", "accept_dad", "dad_transmits"):

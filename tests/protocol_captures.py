@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from netns import Netns, Record, read_pcap, stop, wait_for_line
+from netns import TCPDUMP_OPTIONS, Netns, Record, read_pcap, stop, wait_for_line
 
 from conftest import run_cli
 
@@ -64,8 +64,7 @@ def bulk_tcp(ns: Netns, server_host: str, port: int, size: int) -> None:
 
 
 def start_tcpdump(ns: Netns, output: Path, interface: str = "cap0") -> subprocess.Popen:
-    tcpdump = ns.start(ns.capture, "tcpdump", "-i", interface, "-w", str(output), "-n", "-U",
-                       "-s", "0", "--immediate-mode", "-B", "65536", "-Z", "root")  # fmt: skip
+    tcpdump = ns.start(ns.capture, "tcpdump", "-i", interface, "-w", str(output), "-s", "0", *TCPDUMP_OPTIONS)
     wait_for_line(tcpdump, "stderr", "listening on")
     return tcpdump
 

@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP6, PEER4, TRAFFIC, Netns, Record, read_pcap, stats_block, stop, wait_for_line
+from netns import (
+    CAP4,
+    CAP6,
+    PEER4,
+    TCPDUMP_OPTIONS,
+    TRAFFIC,
+    Netns,
+    Record,
+    read_pcap,
+    stats_block,
+    stop,
+    wait_for_line,
+)
 from test_live_capture import (
     BACKENDS,
     RECORDER,
@@ -128,8 +140,7 @@ def test_any_records_every_interface_as_tcpdump_any_does_in_linux_sll2(ns, tmp_p
 def test_a_capture_filter_on_any_selects_what_tcpdump_selects(ns, tmp_path, backend, expression):
     output, judged = tmp_path / "any.pcap", tmp_path / "tcpdump.pcap"
     config = write_config(tmp_path / "any.ini", backend, output, "any", extra=f"filter = {expression}\n")
-    tcpdump = ns.start(ns.capture, "tcpdump", "-i", "any", "-w", str(judged), "-n", "-U", "--immediate-mode",
-                       "-B", "65536", "-Z", "root", expression)  # fmt: skip
+    tcpdump = ns.start(ns.capture, "tcpdump", "-i", "any", "-w", str(judged), *TCPDUMP_OPTIONS, expression)
     wait_for_line(tcpdump, "stderr", "listening on")
     recorder, _ = start_recorder(ns, config)
     ns.traffic(ns.peer, "udp", CAP4, "9", "10")  # in on cap0
