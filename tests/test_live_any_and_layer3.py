@@ -18,19 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import (
-    CAP4,
-    CAP6,
-    PEER4,
-    TCPDUMP_OPTIONS,
-    TRAFFIC,
-    Netns,
-    Record,
-    read_pcap,
-    stats_block,
-    stop,
-    wait_for_line,
-)
+from netns import CAP4, CAP6, PEER4, TRAFFIC, Netns, Record, read_pcap, stats_block, stop, wait_for_line
 from test_live_capture import (
     BACKENDS,
     RECORDER,
@@ -140,8 +128,7 @@ def test_any_records_every_interface_as_tcpdump_any_does_in_linux_sll2(ns, tmp_p
 def test_a_capture_filter_on_any_selects_what_tcpdump_selects(ns, tmp_path, backend, expression):
     output, judged = tmp_path / "any.pcap", tmp_path / "tcpdump.pcap"
     config = write_config(tmp_path / "any.ini", backend, output, "any", extra=f"filter = {expression}\n")
-    tcpdump = ns.start(ns.capture, "tcpdump", "-i", "any", "-w", str(judged), *TCPDUMP_OPTIONS, expression)
-    wait_for_line(tcpdump, "stderr", "listening on")
+    tcpdump = start_tcpdump(ns, "any", judged, expression)
     recorder, _ = start_recorder(ns, config)
     ns.traffic(ns.peer, "udp", CAP4, "9", "10")  # in on cap0
     ns.traffic(ns.capture, "udp", PEER4, "9", "10")  # out on cap0

@@ -58,8 +58,11 @@ def write_config(path: Path, backend: str, output: Path, interface: str = CAP_IF
     return path
 
 
-def start_tcpdump(ns: Netns, interface: str, output: Path) -> subprocess.Popen:
-    tcpdump = ns.start(ns.capture, "tcpdump", "-i", interface, "-w", str(output), *TCPDUMP_OPTIONS)
+def start_tcpdump(ns: Netns, interface: str, output: Path, *expression: str) -> subprocess.Popen:
+    """tcpdump on ``interface`` writing ``output``, listening once this returns; ``expression``:
+    a capture filter's words."""
+    argv = ("tcpdump", "-i", interface, "-w", str(output), *TCPDUMP_OPTIONS, *expression)
+    tcpdump = ns.start(ns.capture, *argv)
     wait_for_line(tcpdump, "stderr", "listening on")
     return tcpdump
 
