@@ -37,7 +37,7 @@ CLIENT4, SERVER4 = bytes([192, 0, 2, 1]), bytes([198, 51, 100, 7])
 CLIENT6 = bytes.fromhex("20010db8000000000000000000000001")
 SERVER6 = bytes.fromhex("20010db8000000000000000000000002")
 VLAN_TPIDS = (0x8100, 0x88A8)
-IPPROTO_TCP, IPPROTO_UDP = 6, 17
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ESP = 1, 6, 17, 50
 
 
 def ethernet(ethertype: int, payload: bytes, vlans: tuple[int, ...] = ()) -> bytes:
@@ -166,6 +166,15 @@ def length_fields(frame: bytes) -> list[tuple[int, int]]:
 
 # --- configurations and evaluators ------------------------------------------------------------
 
+PROTOCOLS_ON = "".join(f"[{name}]\nenabled = true\n" for name in ("ssh", "dtls", "wireguard", "ipsec"))
+
+
+def protocols_config(general: str = "", flow: str = "", keep_bytes: int = 0) -> str:
+    """SSH, DTLS, WireGuard and IPsec ESP on (issue 16), each keeping ``keep_bytes``."""
+    keep = "".join(f"[{name}]\nkeep_bytes = {keep_bytes}\n" for name in ("ssh", "dtls", "wireguard", "ipsec"))
+    return f"[general]\n{general}\n[flow]\n{flow}\n" + PROTOCOLS_ON + keep
+
+
 CONFIG_TEXTS = {
     "golden": (GOLDEN / "tls_test_2" / "config.ini").read_text(),
     "defaults": "",
@@ -182,7 +191,13 @@ CONFIG_TEXTS = {
     "evicting": "[general]\nmax_flows = 1\nflow_idle_timeout_sec = 1\nmin_saved_bytes_per_packet = 0\n"
     "[quic]\nallow_short_header_without_known_dcid = false\n",
     "disabled": "[tls]\nenabled = false\n[quic]\nenabled = false\n",
-}
+    "protocols": protocols_config(),
+    "budget": protocols_config(flow="budget_bytes = 300\nbudget_keep_bytes = 4"),
+    "keeping": protocols_config(
+        general="min_saved_bytes_per_packet = 0\nmax_flows = 1\nflow_idle_timeout_sec = 1",
+        flow="budget_bytes = 1\nbudget_keep_bytes = 0\nbudget_ports_exempt = 22", keep_bytes=8),
+}  # fmt: skip
+PROTOCOL_CONFIGS = ("protocols", "budget", "keeping")  # the analyzers that are off by default, on
 
 
 @cache
@@ -207,6 +222,52 @@ SHIPPED_REASONS = set(UPSTREAM_REASONS).union(
 )
 
 
+def ip_payload(frame: bytes) -> tuple[int, int, bool] | None:
+    """(IP protocol or next header, offset of the IP payload, a fragment) of an Ethernet frame
+    holding an IPv4/IPv6 header; None otherwise."""
+    n, off = len(frame), 14
+    if n < 14:
+        return None
+    ethertype = frame[12] << 8 | frame[13]
+    while ethertype in VLAN_TPIDS and off + 4 <= n:
+        ethertype, off = frame[off + 2] << 8 | frame[off + 3], off + 4
+    if ethertype == 0x0800 and off + 20 <= n and frame[off] >> 4 == 4:
+        fragment = (frame[off + 6] << 8 | frame[off + 7]) & 0x3FFF != 0
+        return frame[off + 9], off + (frame[off] & 0x0F) * 4, fragment
+    if ethertype == 0x86DD and off + 40 <= n and frame[off] >> 4 == 6:
+        return frame[off + 6], off + 40, False
+    return None
+
+
+def header_floor(frame: bytes, rule: str, cfg: Config) -> int:
+    """The least a cut by ``rule`` may keep of ``frame``: every header in front of the bytes
+    the rule is allowed to drop."""
+    ip = ip_payload(frame)
+    assert ip is not None, f"{rule} cut a frame with no IP header"
+    protocol, floor, fragment = ip
+    transport = transport_payload(frame)  # SPEC §7: ("tcp"|"udp", payload offset, payload length)
+    if transport is not None:
+        floor = transport[1]
+    family = rule.split(".")[0]
+    if rule not in ("ipsec.esp", "flow.over_budget"):  # the two that cut other IP protocols too
+        assert transport is not None, f"{rule} cut a frame without a TCP/UDP header"
+        assert transport[0] == ("tcp" if family in ("ssh", "tls") else "udp"), rule
+    if family == "wireguard":
+        payload = frame[floor:]
+        assert payload[:1] == b"\x04" and payload[1:4] == bytes(3), f"{rule} cut what is no transport data"
+        floor += 16 + cfg["wireguard.keep_bytes"]
+    elif rule == "ipsec.esp":
+        assert not fragment, f"{rule} cut a fragment"
+        over_udp = transport is not None and transport[0] == "udp"
+        assert over_udp or (transport is None and protocol == IPPROTO_ESP), f"{rule} cut what is no ESP"
+        if transport is not None:
+            assert frame[floor : floor + 4] != bytes(4), f"{rule} cut IKE (the non-ESP marker)"
+        floor += 8 + cfg["ipsec.keep_bytes"]
+    elif rule == "flow.over_budget":
+        floor += cfg["flow.budget_keep_bytes"]
+    return floor
+
+
 def check_decision(ev: Evaluator, cfg: Config, data: bytes, orig_len: int, out_len: int, did: int) -> None:
     """The SPEC §6 invariants of one decision."""
     assert type(out_len) is int and type(did) is int
@@ -218,9 +279,8 @@ def check_decision(ev: Evaluator, cfg: Config, data: bytes, orig_len: int, out_l
         assert out_len == baseline, decision
         return
     assert baseline - out_len >= cfg["general.min_saved_bytes_per_packet"], decision
-    decoded = transport_payload(data)
-    assert decoded is not None, f"{decision.rule.id} cut a frame without a TCP/UDP header"
-    assert out_len >= decoded[1], f"{decision.rule.id} cut into the headers"
+    rule = decision.rule.id
+    assert out_len >= min(baseline, header_floor(data, rule, cfg)), f"{rule} cut into the headers"
 
 
 def run_frames(name: str, frames: list[tuple[bytes, int]], ts_step: int = 1000) -> list[int]:
@@ -306,11 +366,21 @@ def tls_conversations(draw) -> list[tuple[bytes, int]]:
     length_mode, type_mode = draw(TLS_LENGTH_MODES), draw(TLS_TYPE_MODES)
     segment_mode, max_segment = draw(SEGMENT_MODES), draw(SEGMENT_SIZES)
     streams = [tls_stream(rnd, length_mode, type_mode), tls_stream(rnd, length_mode, type_mode)]
+    frames = tcp_segments(rnd, streams, (client_port, server_port), v6, vlans, segment_mode, max_segment,
+                          draw(st.integers(1, 10)))  # fmt: skip
+    return with_orig_lengths(rnd, draw(ORIG_MODES), frames)
+
+
+def tcp_segments(rnd, streams: list[bytes], ports: tuple[int, int], v6: bool, vlans: tuple[int, ...],
+                 segment_mode: str, max_segment: int, count: int) -> list[bytes]:  # fmt: skip
+    """``count`` segments of one TCP connection cut from the client's and the server's byte
+    ``streams``: in order, retransmitted, after a gap, SYN, RST and bare ACKs."""
+    client_port, server_port = ports
     isn = [rnd.randint(0, U32_MAX), rnd.choice([0, U32_MAX - 10, rnd.randint(0, U32_MAX)])]
     pos = [0, 0]
     events = SEGMENT_EVENTS[segment_mode]
     frames = []
-    for _ in range(draw(st.integers(1, 10))):
+    for _ in range(count):
         d = rnd.randint(0, 1) if rnd.random() < 0.7 else 0
         event = pick(rnd, events)
         size = rnd.randint(0, max_segment)
@@ -326,7 +396,7 @@ def tls_conversations(draw) -> list[tuple[bytes, int]]:
         ports = (client_port, server_port) if d == 0 else (server_port, client_port)
         segment = tcp(*ports, (isn[d] + start) & U32_MAX, flags, payload)
         frames.append(ip_frame(v6, IPPROTO_TCP, d == 0, segment, vlans))
-    return with_orig_lengths(rnd, draw(ORIG_MODES), frames)
+    return frames
 
 
 CID_LENGTH_MODES = st.sampled_from(["true", "true", 0, 20, 21, 255, "random"])
