@@ -20,11 +20,11 @@ from test_fuzz_policy import (
     CONFIG_TEXTS,
     FRAME_MUTATIONS,
     MACS,
-    VLAN_TPIDS,
     apply_mutations,
     check_decision,
     config,
     evaluator,
+    network_header,
 )
 from test_fuzz_protocols import protocol_conversations
 
@@ -68,13 +68,11 @@ def ip_packets(frames: list[tuple[bytes, int]]) -> Packets:
     is IPv4 or IPv6 and agrees with the packet's version nibble."""
     out = []
     for frame, orig in frames:
-        off, n = 14, len(frame)
-        if n < 14:
+        network = network_header(frame)
+        if network is None:
             continue
-        ethertype = frame[12] << 8 | frame[13]
-        while ethertype in VLAN_TPIDS and off + 4 <= n:
-            ethertype, off = frame[off + 2] << 8 | frame[off + 3], off + 4
-        if off < n and (ethertype, frame[off] >> 4) in ((IPV4, 4), (IPV6, 6)):
+        ethertype, off = network
+        if off < len(frame) and (ethertype, frame[off] >> 4) in ((IPV4, 4), (IPV6, 6)):
             out.append((ethertype, frame[off:], max(0, orig - off)))
     return out
 

@@ -93,16 +93,24 @@ def _be16(b: bytes, off: int) -> int:
     return (b[off] << 8) | b[off + 1]
 
 
-def transport_payload(frame: bytes) -> tuple[str, int, int] | None:
-    """("tcp"|"udp", payload offset, payload length) when SPEC §7 decodes the frame to TCP/UDP."""
+def network_header(frame: bytes) -> tuple[int, int] | None:
+    """(the EtherType after any VLAN tags, the offset of the header it names); None for a frame
+    shorter than an Ethernet header.  A VLAN tag cut short leaves its TPID as the EtherType."""
     n = len(frame)
     if n < 14:
         return None
     off, ethertype = 14, _be16(frame, 12)
-    while ethertype in VLAN_TPIDS:
-        if off + 4 > n:
-            return None
+    while ethertype in VLAN_TPIDS and off + 4 <= n:
         ethertype, off = _be16(frame, off + 2), off + 4
+    return ethertype, off
+
+
+def transport_payload(frame: bytes) -> tuple[str, int, int] | None:
+    """("tcp"|"udp", payload offset, payload length) when SPEC §7 decodes the frame to TCP/UDP."""
+    network = network_header(frame)
+    if network is None:
+        return None
+    (ethertype, off), n = network, len(frame)
     if ethertype == 0x0800:
         if off + 20 > n:
             return None
@@ -133,13 +141,11 @@ def transport_payload(frame: bytes) -> tuple[str, int, int] | None:
 def length_fields(frame: bytes) -> list[tuple[int, int]]:
     """(offset, size) of the length-like fields a decoder trusts: IP version/IHL and total
     length, TCP data offset, UDP length, every TLS record length, QUIC CID lengths."""
-    n = len(frame)
     fields: list[tuple[int, int]] = []
-    if n < 14:
+    network = network_header(frame)
+    if network is None:
         return fields
-    off, ethertype = 14, _be16(frame, 12)
-    while ethertype in VLAN_TPIDS and off + 4 <= n:
-        ethertype, off = _be16(frame, off + 2), off + 4
+    (ethertype, off), n = network, len(frame)
     if ethertype == 0x0800 and off + 20 <= n:
         fields += [(off, 1), (off + 2, 2)]
         proto, start = frame[off + 9], off + (frame[off] & 0x0F) * 4
@@ -166,13 +172,14 @@ def length_fields(frame: bytes) -> list[tuple[int, int]]:
 
 # --- configurations and evaluators ------------------------------------------------------------
 
-PROTOCOLS_ON = "".join(f"[{name}]\nenabled = true\n" for name in ("ssh", "dtls", "wireguard", "ipsec"))
-
 
 def protocols_config(general: str = "", flow: str = "", keep_bytes: int = 0) -> str:
     """SSH, DTLS, WireGuard and IPsec ESP on (issue 16), each keeping ``keep_bytes``."""
-    keep = "".join(f"[{name}]\nkeep_bytes = {keep_bytes}\n" for name in ("ssh", "dtls", "wireguard", "ipsec"))
-    return f"[general]\n{general}\n[flow]\n{flow}\n" + PROTOCOLS_ON + keep
+    sections = (
+        f"[{name}]\nenabled = true\nkeep_bytes = {keep_bytes}\n"
+        for name in ("ssh", "dtls", "wireguard", "ipsec")
+    )
+    return f"[general]\n{general}\n[flow]\n{flow}\n" + "".join(sections)
 
 
 CONFIG_TEXTS = {
@@ -225,12 +232,10 @@ SHIPPED_REASONS = set(UPSTREAM_REASONS).union(
 def ip_payload(frame: bytes) -> tuple[int, int, bool] | None:
     """(IP protocol or next header, offset of the IP payload, a fragment) of an Ethernet frame
     holding an IPv4/IPv6 header; None otherwise."""
-    n, off = len(frame), 14
-    if n < 14:
+    network = network_header(frame)
+    if network is None:
         return None
-    ethertype = frame[12] << 8 | frame[13]
-    while ethertype in VLAN_TPIDS and off + 4 <= n:
-        ethertype, off = frame[off + 2] << 8 | frame[off + 3], off + 4
+    (ethertype, off), n = network, len(frame)
     if ethertype == 0x0800 and off + 20 <= n and frame[off] >> 4 == 4:
         fragment = (frame[off + 6] << 8 | frame[off + 7]) & 0x3FFF != 0
         return frame[off + 9], off + (frame[off] & 0x0F) * 4, fragment
