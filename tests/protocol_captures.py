@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from netns import TCPDUMP_OPTIONS, Netns, Record, read_pcap, stop, wait_for_line
+from netns import Netns, Record, read_pcap, stop, wait_for_line
 
 from conftest import run_cli
 
@@ -61,12 +61,6 @@ def bulk_tcp(ns: Netns, server_host: str, port: int, size: int) -> None:
                      timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     server.wait(timeout=20)
-
-
-def start_tcpdump(ns: Netns, output: Path, interface: str = "cap0") -> subprocess.Popen:
-    tcpdump = ns.start(ns.capture, "tcpdump", "-i", interface, "-w", str(output), "-s", "0", *TCPDUMP_OPTIONS)
-    wait_for_line(tcpdump, "stderr", "listening on")
-    return tcpdump
 
 
 def stop_tcpdump(tcpdump: subprocess.Popen) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP_IF, TCPDUMP_OPTIONS, read_pcap, stats_block, stop, wait_for_line
+from netns import CAP4, CAP_IF, read_pcap, start_tcpdump, stats_block, stop, wait_for_line
 
 from conftest import GOLDEN, GOLDEN_CASES, ROOT, run_cli
 from pcapconstrictor.engine.sinks.pcap_writer import PcapWriter
@@ -338,8 +338,7 @@ def test_live_and_offline_filtering_select_the_same_frames(ns, tmp_path, backend
     output, everything = tmp_path / "live.pcap", tmp_path / "tcpdump.pcap"
     config = tmp_path / "c.ini"
     config.write_text(f"[capture]\ninterface = {CAP_IF}\nbackend = {backend}\noutput = {output}\n")
-    tcpdump = ns.start(ns.capture, "tcpdump", "-i", CAP_IF, "-w", str(everything), *TCPDUMP_OPTIONS)
-    wait_for_line(tcpdump, "stderr", "listening on")
+    tcpdump = start_tcpdump(ns, CAP_IF, everything)
     recorder = ns.start(ns.capture, *RECORDER, "--config", str(config), *expression.split())
     banner = wait_for_line(recorder, "stdout", "Press Ctrl+C to stop.\n")
     assert f"filter: {expression}\n" in banner

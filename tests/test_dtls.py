@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from netns import PEER4, wait_for_line
+from netns import CAP_IF, PEER4, start_tcpdump, wait_for_line
 from packets import CLIENT4, SERVER4, UDP4_PAYLOAD_AT, quic_initial, quic_short, udp4_frame
 from protocol_captures import (
     assert_same_packets_and_wire_lengths,
@@ -18,7 +18,6 @@ from protocol_captures import (
     constrict,
     need_tools,
     records,
-    start_tcpdump,
     stop_tcpdump,
     tshark_fields,
 )  # fmt: skip
@@ -201,7 +200,7 @@ def test_openssl_dtls12_transfer_keeps_every_handshake_record_and_saves_85_perce
         assert server.poll() is None, server.stderr.read().decode(errors="replace")
         time.sleep(0.05)
     capture = tmp_path / "dtls.pcap"
-    tcpdump = start_tcpdump(ns, capture)
+    tcpdump = start_tcpdump(ns, CAP_IF, capture)
     try:
         client = ns.start(ns.capture, "openssl", "s_client", "-dtls1_2", "-mtu", "1400", "-nocommands",
                           "-connect", f"{PEER4}:4433", stdin=subprocess.PIPE)  # fmt: skip

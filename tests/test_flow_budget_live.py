@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from netns import CAP_IF, PEER4, TCPDUMP_OPTIONS, read_pcap, stop, wait_for_line
+from netns import CAP_IF, PEER4, read_pcap, start_tcpdump, stop, wait_for_line
 
 from conftest import run_cli
 
@@ -45,8 +45,7 @@ def budget_run(tmp_path_factory, cert, namespaces_available):
                        str(crt), str(key), stdin=subprocess.PIPE)  # fmt: skip
         wait_for_line(tls, "stdout", "ready")
         captured = where / "input.pcap"
-        tcpdump = ns.start(ns.capture, "tcpdump", "-i", CAP_IF, "-w", str(captured), *TCPDUMP_OPTIONS)
-        wait_for_line(tcpdump, "stderr", "listening on")
+        tcpdump = start_tcpdump(ns, CAP_IF, captured)
         for name in ("big.bin", "page.html", "big.bin"):
             ns.exec(ns.capture, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",
                     f"http://{PEER4}:8000/{name}")  # fmt: skip

@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from netns import CAP4, CAP_MAC, PEER4
+from netns import CAP4, CAP_IF, CAP_MAC, PEER4, start_tcpdump
 from protocol_captures import (
     assert_same_packets_and_wire_lengths,
     byte_ratio,
     constrict,
     records,
-    start_tcpdump,
     stop_tcpdump,
     tshark_fields,
 )  # fmt: skip
@@ -68,7 +67,7 @@ def esp_capture(ns, tmp_path) -> Path:
     pytest.importorskip("scapy", reason="scapy (the [test] extra) makes the ESP")
     pytest.importorskip("cryptography", reason="scapy's IPsec layer needs cryptography")
     capture = tmp_path / "esp.pcap"
-    tcpdump = start_tcpdump(ns, capture)
+    tcpdump = start_tcpdump(ns, CAP_IF, capture)
     try:
         ns.exec(ns.peer, sys.executable, str(ESP_SCRIPT), "peer0", PEER4, CAP4, CAP_MAC, str(COUNT),
                 timeout=120)  # fmt: skip

@@ -31,11 +31,11 @@ from netns import (
     PEER4,
     PEER6,
     PEER_IF,
-    TCPDUMP_OPTIONS,
     TRAFFIC,
     Netns,
     Record,
     read_pcap,
+    start_tcpdump,
     stats_block,
     stop,
     wait_for_line,
@@ -56,15 +56,6 @@ SETTLE = 0.5  # after the last frame: longer than a tpacket block timeout, so ev
 def write_config(path: Path, backend: str, output: Path, interface: str = CAP_IF, extra: str = "") -> Path:
     path.write_text(f"[capture]\ninterface = {interface}\nbackend = {backend}\noutput = {output}\n{extra}")
     return path
-
-
-def start_tcpdump(ns: Netns, interface: str, output: Path, *expression: str) -> subprocess.Popen:
-    """tcpdump on ``interface`` writing ``output``, listening once this returns; ``expression``:
-    a capture filter's words."""
-    argv = ("tcpdump", "-i", interface, "-w", str(output), *TCPDUMP_OPTIONS, *expression)
-    tcpdump = ns.start(ns.capture, *argv)
-    wait_for_line(tcpdump, "stderr", "listening on")
-    return tcpdump
 
 
 def start_recorder(ns: Netns, config: Path, **kwargs) -> tuple[subprocess.Popen, str]:

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from netns import PEER4, wait_for_line
+from netns import CAP_IF, PEER4, start_tcpdump, wait_for_line
 from packets import PSH_ACK, SYN, tcp4_frame
 from protocol_captures import (
     assert_same_packets_and_wire_lengths,
@@ -17,7 +17,6 @@ from protocol_captures import (
     constrict,
     need_tools,
     records,
-    start_tcpdump,
     stop_tcpdump,
     tshark_fields,
 )  # fmt: skip
@@ -175,7 +174,7 @@ def test_scp_and_a_session_keep_every_key_exchange_message_and_save_85_percent(s
     blob = tmp_path / "blob"
     blob.write_bytes(os.urandom(3 * 1024 * 1024))
     capture = tmp_path / "ssh.pcap"
-    tcpdump = start_tcpdump(ns, capture)
+    tcpdump = start_tcpdump(ns, CAP_IF, capture)
     try:
         scp(blob, str(tmp_path / "copy"))
         ssh("echo", "constricted")
@@ -199,7 +198,7 @@ def test_keep_bytes_extends_what_an_encrypted_segment_keeps(sshd, ns, tmp_path):
     blob = tmp_path / "blob"
     blob.write_bytes(os.urandom(256 * 1024))
     capture = tmp_path / "ssh.pcap"
-    tcpdump = start_tcpdump(ns, capture)
+    tcpdump = start_tcpdump(ns, CAP_IF, capture)
     try:
         scp(blob, str(tmp_path / "copy"))
     finally:

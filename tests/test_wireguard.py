@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netns import CAP4, PEER4
+from netns import CAP4, CAP_IF, PEER4, start_tcpdump
 from protocol_captures import (
     assert_same_packets_and_wire_lengths,
     bulk_tcp,
@@ -21,7 +21,6 @@ from protocol_captures import (
     constrict,
     need_tools,
     records,
-    start_tcpdump,
     stop_tcpdump,
     tshark_fields,
 )  # fmt: skip
@@ -114,7 +113,7 @@ def _tunnel(ns, tmp_path) -> list[str]:
 
 def test_wireguard_bulk_transfer_keeps_handshake_and_headers_and_saves_85_percent(ns, tunnel, tmp_path):
     capture = tmp_path / "wireguard.pcap"
-    tcpdump = start_tcpdump(ns, capture)
+    tcpdump = start_tcpdump(ns, CAP_IF, capture)
     try:
         tunnel()
         bulk_tcp(ns, TUNNEL_PEER, 5001, 3 * 1024 * 1024)
@@ -138,7 +137,7 @@ def test_wireguard_bulk_transfer_keeps_handshake_and_headers_and_saves_85_percen
 
 def test_keep_bytes_extends_what_transport_data_keeps(ns, tunnel, tmp_path):
     capture = tmp_path / "wireguard.pcap"
-    tcpdump = start_tcpdump(ns, capture)
+    tcpdump = start_tcpdump(ns, CAP_IF, capture)
     try:
         tunnel()
         bulk_tcp(ns, TUNNEL_PEER, 5002, 256 * 1024)
@@ -152,7 +151,7 @@ def test_keep_bytes_extends_what_transport_data_keeps(ns, tunnel, tmp_path):
 
 def test_without_a_wireguard_section_the_capture_is_not_cut(ns, tunnel, tmp_path):
     capture = tmp_path / "wireguard.pcap"
-    tcpdump = start_tcpdump(ns, capture)
+    tcpdump = start_tcpdump(ns, CAP_IF, capture)
     try:
         tunnel()
         bulk_tcp(ns, TUNNEL_PEER, 5003, 64 * 1024)
